@@ -1,0 +1,40 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXAMPLES := 1234+5678 4095+1 9999+9999 0+0 101+1002
+
+.PHONY: venv data tokenizer train infer attention pipeline test bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+data: venv
+	$(PY) data_generator.py
+
+tokenizer: venv
+	$(PY) tokenizer.py
+
+train: venv
+	$(PY) trainer.py
+
+infer: venv
+	$(PY) inference.py $(EXAMPLES)
+	$(PY) inference.py --eval
+
+attention: venv
+	$(PY) visualize_attention.py
+
+pipeline: data tokenizer train infer attention
+
+test: venv
+	$(PY) -m pytest -q tests
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf data model runs

@@ -1,0 +1,42 @@
+"""What every script shares: the --config/--set arguments and the one-line error exit."""
+import argparse
+import os
+import sys
+from typing import Callable
+
+from .errors import HexaddError
+
+EXIT_USAGE = 2
+
+
+def add_config_args(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--config", default=default, help=f"YAML config (default: {default})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value, e.g. --set training.batch_size=64 (repeatable)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that keeps its usage errors to one line."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    return _Parser(description=description)
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a script's main: HexaddError becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        main()
+    except HexaddError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `inference.py ... | head` closes stdout early: not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

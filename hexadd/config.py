@@ -1,0 +1,264 @@
+"""YAML configs as typed, validated dataclasses.
+
+Configs are data: a YAML file (safe loader) plus `--set section.key=value` overrides, checked
+before any work starts. An unknown key, a wrong type or an impossible value is a ConfigError
+naming the key.
+"""
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal")
+
+
+# ---------------------------------------------------------------- data_config.yaml
+
+@dataclass
+class NumbersConfig:
+    base: int = 16
+    reverse: bool = True
+    min_operand: int = 0
+    max_operand: int = 9999
+
+    def validate(self, at):
+        if not 2 <= self.base <= 16:
+            raise ConfigError(f"{at}.base: must be between 2 and 16, got {self.base}")
+        if self.min_operand < 0:
+            raise ConfigError(f"{at}.min_operand: must be >= 0, got {self.min_operand}")
+        if self.min_operand > self.max_operand:
+            raise ConfigError(f"{at}.min_operand: {self.min_operand} is greater than max_operand {self.max_operand}")
+
+
+@dataclass
+class ProblemsConfig:
+    count: int = 100_000
+    exhaustive: bool = False
+    held_out_fraction: float = 0.05
+    seed: int = 0
+
+    def validate(self, at):
+        if self.count < 0:
+            raise ConfigError(f"{at}.count: must be >= 0, got {self.count}")
+        if not 0 < self.held_out_fraction < 1:
+            raise ConfigError(f"{at}.held_out_fraction: must be strictly between 0 and 1, got {self.held_out_fraction}")
+
+
+@dataclass
+class DataOutputConfig:
+    dir: str = "data"
+
+
+@dataclass
+class DataConfig:
+    numbers: NumbersConfig = field(default_factory=NumbersConfig)
+    problems: ProblemsConfig = field(default_factory=ProblemsConfig)
+    output: DataOutputConfig = field(default_factory=DataOutputConfig)
+
+
+# ---------------------------------------------------------------- train_config.yaml
+
+@dataclass
+class TrainDataConfig:
+    dir: str = "data"
+
+
+@dataclass
+class TokenizerConfig:
+    # None: every character is its own token. An integer lets BPE merge digits up to that size.
+    vocab_size: int | None = None
+
+    def validate(self, at):
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise ConfigError(f"{at}.vocab_size: must be a positive integer or null, got {self.vocab_size}")
+
+
+@dataclass
+class ModelConfig:
+    n_embd: int = 64
+    n_layer: int = 2
+    n_head: int = 4
+    n_positions: int = 32
+    n_predict: int = 2
+    positions: str = "block"
+    max_offset: int = 0
+    dropout: float = 0.0
+
+    def validate(self, at):
+        for key in ("n_embd", "n_layer", "n_head", "n_positions"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{at}.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"{at}.n_embd: {self.n_embd} is not divisible by n_head {self.n_head}")
+        if not 1 <= self.n_predict <= 4:
+            raise ConfigError(f"{at}.n_predict: must be between 1 and 4, got {self.n_predict}")
+        if self.positions not in POSITION_SCHEMES:
+            raise ConfigError(f"{at}.positions: must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}")
+        if self.max_offset < 0:
+            raise ConfigError(f"{at}.max_offset: must be >= 0, got {self.max_offset}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    max_steps: int | None = 2000
+    epochs: float | None = None
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 100
+    checkpoint_interval: int = 500
+    early_stop: bool = True
+    seed: int = 0
+    threads: int = 0
+
+    def validate(self, at):
+        for key in ("batch_size", "eval_interval", "checkpoint_interval"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{at}.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"{at}.learning_rate: must be > 0, got {self.learning_rate}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"{at}.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "threads"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ConfigError(f"{at}.max_steps: set exactly one of max_steps and epochs")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"{at}.max_steps: must be >= 1, got {self.max_steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"{at}.epochs: must be > 0, got {self.epochs}")
+
+
+@dataclass
+class TrainOutputConfig:
+    model_dir: str = "model"
+    run_dir: str = "runs/default"
+
+
+@dataclass
+class HubConfig:
+    repo_id: str | None = None
+    push: bool = False
+    private: bool = False
+
+    def validate(self, at):
+        if self.push and not self.repo_id:
+            raise ConfigError(f"{at}.repo_id: hub.push is true but no repo_id is set")
+
+
+@dataclass
+class TrainConfig:
+    data: TrainDataConfig = field(default_factory=TrainDataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    output: TrainOutputConfig = field(default_factory=TrainOutputConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+
+
+# ---------------------------------------------------------------- loading
+
+def _type_name(tp) -> str:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    name = " or ".join(a.__name__ for a in args) if args else tp.__name__
+    return name + (" or null" if type(None) in typing.get_args(tp) else "")
+
+
+def _coerce(value, tp, key):
+    """Check `value` against the field type; ints are accepted for floats, '1e-3' too (YAML 1.1 reads it as a string)."""
+    allowed = typing.get_args(tp) if isinstance(tp, types.UnionType) else (tp,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{key}: must be {_type_name(tp)}, got null")
+    for t in allowed:
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is float and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if t is str and isinstance(value, str):
+            return value
+    raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls, data, at: str = ""):
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{at or 'config'}: must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{at}.{key}" if at else str(key)
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(names))})")
+    values = {}
+    for name in names & data.keys():
+        tp, where = hints[name], f"{at}.{name}" if at else name
+        values[name] = from_dict(tp, data[name], where) if dataclasses.is_dataclass(tp) else _coerce(data[name], tp, where)
+    obj = cls(**values)
+    for f in dataclasses.fields(obj):
+        sub = getattr(obj, f.name)
+        if dataclasses.is_dataclass(sub) and hasattr(sub, "validate"):
+            sub.validate(f"{at}.{f.name}" if at else f.name)
+    if hasattr(obj, "validate"):
+        obj.validate(at)
+    return obj
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply one `section.key=value` to the raw dict; the value is parsed as YAML (so 3, true, null are typed)."""
+    path, sep, raw = override.partition("=")
+    if not sep or not path:
+        raise ConfigError(f"--set {override!r}: expected SECTION.KEY=VALUE")
+    *sections, key = path.strip().split(".")
+    node = data
+    for s in sections:
+        node = node.setdefault(s, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {override!r}: {s} is not a section")
+    try:
+        node[key] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML") from None
+
+
+def load(cls, path: str | Path | None, overrides: list[str] = ()):
+    """Load a config file (or only defaults when path is None) and apply overrides."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{where}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
+    for o in overrides:
+        apply_override(data, o)
+    return from_dict(cls, data)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)

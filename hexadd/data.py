@@ -1,0 +1,171 @@
+"""Problem generation, the held-out split and the dataset files.
+
+A data folder holds `train.txt` and `held_out.txt` (one `+A+B+C+` problem per line) and
+`meta.json` (base, digit order, operand range, seed, split sizes). Held-out pairs are
+unordered: if a+b is held out, so is b+a.
+"""
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .config import DataConfig, to_dict
+from .errors import DataError
+from .io import atomic_open, write_json
+from .numbers import format_problem, parse_problem
+
+TRAIN_FILE, HELD_OUT_FILE, META_FILE = "train.txt", "held_out.txt", "meta.json"
+MAX_EXHAUSTIVE = 20_000_000  # pairs; beyond this, sample with problems.count instead
+
+Pair = tuple[int, int]
+
+
+def edge_cases(lo: int, hi: int, base: int) -> list[Pair]:
+    """Pairs every evaluation must include: the extremes and the longest carry chains in range."""
+    pairs = [(lo, lo), (hi, hi), (lo, hi), (hi, lo)]
+    k = 1
+    while base**k - 1 <= hi:
+        all_max = base**k - 1  # FFF...F: adding 1 carries through every digit
+        if all_max >= lo:
+            pairs += [(all_max, 1), (1, all_max), (all_max, all_max)]
+        k += 1
+    seen = set()
+    return [p for p in pairs if lo <= min(p) and max(p) <= hi and not (p in seen or seen.add(p))]
+
+
+def sample_pairs(lo: int, hi: int, count: int, exhaustive: bool, seed: int) -> list[Pair]:
+    """Distinct ordered pairs from [lo, hi]^2, in a seeded random order."""
+    m = hi - lo + 1
+    total = m * m
+    rng = random.Random(seed)
+    if exhaustive:
+        if total > MAX_EXHAUSTIVE:
+            raise DataError(f"exhaustive: the range {lo}..{hi} has {total:,} pairs, more than {MAX_EXHAUSTIVE:,}; "
+                            "set problems.exhaustive=false and problems.count instead")
+        indices = list(range(total))
+        rng.shuffle(indices)
+    else:
+        if count > total:
+            raise DataError(f"problems.count: {count:,} distinct problems asked for, but the range {lo}..{hi} "
+                            f"has only {total:,}; lower the count or use problems.exhaustive=true")
+        indices = rng.sample(range(total), count)
+    return [(lo + i // m, lo + i % m) for i in indices]
+
+
+def unordered(p: Pair) -> Pair:
+    return (p[0], p[1]) if p[0] <= p[1] else (p[1], p[0])
+
+
+def split_pairs(pairs: list[Pair], fraction: float, forced: list[Pair], seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Hold out about `fraction` of the problems, choosing whole unordered pairs; `forced` pairs (both orders) are always held out."""
+    keys = sorted({unordered(p) for p in pairs})
+    random.Random(seed + 1).shuffle(keys)
+    held_keys = {unordered(p) for p in forced}
+    n_held = sum(1 for p in pairs if unordered(p) in held_keys)
+    per_key = {}
+    for p in pairs:
+        k = unordered(p)
+        per_key[k] = per_key.get(k, 0) + 1
+    target = round(fraction * len(pairs))
+    for k in keys:
+        if n_held >= target:
+            break
+        if k not in held_keys:
+            held_keys.add(k)
+            n_held += per_key[k]
+    train = [p for p in pairs if unordered(p) not in held_keys]
+    held = [p for p in pairs if unordered(p) in held_keys]
+    present = set(held)
+    for a, b in forced:
+        for p in ((a, b), (b, a)):
+            if p not in present:
+                held.append(p)
+                present.add(p)
+    return train, held
+
+
+def overlap(train: list[Pair], held: list[Pair]) -> int:
+    """Problems whose unordered pair is in both splits (must be 0)."""
+    held_keys = {unordered(p) for p in held}
+    return sum(1 for p in train if unordered(p) in held_keys)
+
+
+@dataclass
+class Summary:
+    train: int
+    held_out: int
+    overlap: int
+    out_dir: Path
+
+
+def generate(cfg: DataConfig) -> Summary:
+    """Write train.txt, held_out.txt and meta.json for `cfg`; each file is replaced atomically."""
+    num, prob = cfg.numbers, cfg.problems
+    pairs = sample_pairs(num.min_operand, num.max_operand, prob.count, prob.exhaustive, prob.seed)
+    forced = edge_cases(num.min_operand, num.max_operand, num.base)
+    train, held = split_pairs(pairs, prob.held_out_fraction, forced, prob.seed)
+    if not train:
+        raise DataError("the training split is empty: raise problems.count or widen the operand range")
+    out = Path(cfg.output.dir)
+    for name, split in ((TRAIN_FILE, train), (HELD_OUT_FILE, held)):
+        with atomic_open(out / name) as f:
+            for a, b in tqdm(split, desc=name, unit="problem", disable=len(split) < 200_000 or None, leave=False):
+                f.write(format_problem(a, b, num.base, num.reverse) + "\n")
+    summary = Summary(train=len(train), held_out=len(held), overlap=overlap(train, held), out_dir=out)
+    write_json(out / META_FILE, {
+        "base": num.base, "reverse": num.reverse,
+        "min_operand": num.min_operand, "max_operand": num.max_operand,
+        "train": summary.train, "held_out": summary.held_out, "overlap": summary.overlap,
+        "edge_cases": [list(p) for p in forced], "config": to_dict(cfg),
+    })
+    return summary
+
+
+# ---------------------------------------------------------------- reading
+
+@dataclass
+class DataMeta:
+    base: int
+    reverse: bool
+    min_operand: int
+    max_operand: int
+
+
+def load_meta(data_dir: str | Path) -> DataMeta:
+    path = Path(data_dir) / META_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return DataMeta(raw["base"], raw["reverse"], raw["min_operand"], raw["max_operand"])
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run data_generator.py first") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise DataError(f"{path} is malformed: run data_generator.py again") from None
+
+
+def read_lines(path: str | Path) -> list[str]:
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run data_generator.py first") from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise DataError(f"{path} is not a text file of problems") from None
+    lines = [line.strip() for line in lines]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise DataError(f"{path} holds no problems")
+    return lines
+
+
+def read_problems(path: str | Path, base: int, reverse: bool) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Lines of a problem file and their (a, b, c); a malformed line is a DataError naming it."""
+    lines = read_lines(path)
+    problems = []
+    for i, line in enumerate(lines, 1):
+        try:
+            problems.append(parse_problem(line, base, reverse))
+        except ValueError as e:
+            raise DataError(f"{path} line {i}: {e}") from None
+    return lines, problems

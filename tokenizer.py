@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""Train the BPE tokenizer on the training problems and save it into the model folder."""
+from pathlib import Path
+
+from hexadd import cli
+from hexadd.config import TrainConfig, load
+from hexadd.data import TRAIN_FILE, load_meta, read_problems
+from hexadd.errors import DataError
+from hexadd.tokenization import digit_token_ids, train_tokenizer
+
+
+def main():
+    p = cli.parser(__doc__)
+    cli.add_config_args(p, "train_config.yaml")
+    args = p.parse_args()
+    cfg = load(TrainConfig, args.config, args.overrides)
+    meta = load_meta(cfg.data.dir)
+    lines, _ = read_problems(Path(cfg.data.dir) / TRAIN_FILE, meta.base, meta.reverse)
+    tok = train_tokenizer(lines, cfg.tokenizer.vocab_size)
+    decoded = tok.batch_decode(tok(lines)["input_ids"])
+    bad = next((line for line, back in zip(lines, decoded) if back != line), None)
+    if bad is not None:
+        raise DataError(f"the trained tokenizer does not round-trip {bad!r}")
+    out = Path(cfg.output.model_dir)
+    tok.save_pretrained(str(out))
+    print(f"tokenizer: {len(tok)} tokens ({len(digit_token_ids(tok))} digit tokens), "
+          f"round-trips all {len(lines):,} training lines; saved to {out}/")
+
+
+if __name__ == "__main__":
+    cli.run(main)
