@@ -1,0 +1,123 @@
+"""GPT-2 with block position ids and n prediction heads (head j at position t predicts token t+j).
+
+Only torch, transformers and the sibling positions.py are imported: save_pretrained copies these
+files next to published weights, so the Hub model loads with trust_remote_code=True alone.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub.dataclasses import strict
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, GPT2Config, GPT2Model, GPT2PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
+
+from .positions import block_position_ids, sequential_position_ids, sinusoidal_table
+
+BLOCK_SCHEMES = ("block", "block_sinusoidal")
+FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal")
+
+
+@strict
+class HexAddConfig(GPT2Config):
+    model_type = "hexadd-gpt2"
+
+    n_predict: int = 2                  # prediction heads; head 1 is the usual next-token head
+    position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal
+    max_offset: int = 0                 # training-time random offset added to block positions
+    digit_token_ids: list[int] | None = None
+    sinusoidal_theta: float = 10000.0
+    # What the model was trained on, so inference can speak decimal and flag out-of-range input.
+    base: int = 16
+    reverse: bool = True
+    min_operand: int = 0
+    max_operand: int = 9999
+
+
+@dataclass
+class HexAddOutput(CausalLMOutputWithCrossAttentions):
+    """`logits` are head 1's; `head_logits` stacks all heads: (n_predict, B, T, V)."""
+    head_logits: torch.FloatTensor | None = None
+    head_losses: torch.FloatTensor | None = None
+
+
+class PredictionHead(nn.Module):
+    """Head j >= 2: a residual block on the trunk's last hidden state, then the shared (tied) unembedding."""
+
+    def __init__(self, n_embd: int):
+        super().__init__()
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.act = nn.SiLU()
+
+    def forward(self, h):  # (B, T, C) -> (B, T, C)
+        return h + self.act(self.proj(h))
+
+
+class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
+    config_class = HexAddConfig
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+    _supports_sdpa = True
+
+    def __init__(self, config: HexAddConfig):
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.heads = nn.ModuleList(PredictionHead(config.n_embd) for _ in range(config.n_predict - 1))
+        self._digit_ids = None
+        self.post_init()
+        if config.position_scheme in FIXED_SCHEMES:
+            self.transformer.wpe.weight.requires_grad_(False)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if module is getattr(self, "transformer", None) and self.config.position_scheme in FIXED_SCHEMES:
+            with torch.no_grad():
+                module.wpe.weight.copy_(sinusoidal_table(self.config.n_positions, self.config.n_embd,
+                                                         self.config.sinusoidal_theta))
+
+    def digit_ids(self, device) -> torch.Tensor:
+        if self._digit_ids is None or self._digit_ids.device != device:
+            self._digit_ids = torch.tensor(self.config.digit_token_ids or [], dtype=torch.long, device=device)
+        return self._digit_ids
+
+    def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Position ids for whole rows (no offset), per the configured scheme."""
+        if self.config.position_scheme in BLOCK_SCHEMES:
+            return block_position_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
+        return sequential_position_ids(attention_mask)
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
+                use_cache=None, **kwargs) -> HexAddOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if position_ids is None:
+            if cache is not None and cache.get_seq_length() > 0:
+                raise ValueError("pass position_ids when decoding with a cache: block positions depend on earlier tokens")
+            position_ids = self.position_ids(input_ids, attention_mask)
+            if self.training and self.config.max_offset > 0 and self.config.position_scheme in BLOCK_SCHEMES:
+                # One random shift per batch (Abacus): later positions get trained, so longer numbers have embeddings.
+                offset = torch.randint(0, self.config.max_offset + 1, (), device=input_ids.device)
+                position_ids = position_ids + offset * (position_ids > 0)
+        # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
+        # in position_ids as a new packed sequence and blocks attention across numbers.
+        out = self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                               cache=cache, use_cache=use_cache, **kwargs)
+        h = out.last_hidden_state                                         # (B, T, C)
+        logits = self.lm_head(h)                                          # (B, T, V)
+        head_logits = torch.stack([logits] + [self.lm_head(head(h)) for head in self.heads])  # (n, B, T, V)
+
+        loss = head_losses = None
+        if labels is not None:
+            # Head j at position t predicts token t+j; labels are -100 outside the answer.
+            losses = [F.cross_entropy(lg[:, :-j].flatten(0, 1), labels[:, j:].flatten(), ignore_index=-100)
+                      for j, lg in enumerate(head_logits, 1) if lg.shape[1] > j]
+            head_losses = torch.stack(losses)
+            loss = head_losses.mean()
+        return HexAddOutput(loss=loss, logits=logits, head_logits=head_logits, head_losses=head_losses,
+                            cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+HexAddConfig.register_for_auto_class()
+HexAddForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+AutoConfig.register(HexAddConfig.model_type, HexAddConfig, exist_ok=True)
+AutoModelForCausalLM.register(HexAddConfig, HexAddForCausalLM, exist_ok=True)

@@ -1,0 +1,37 @@
+"""Position ids: Abacus-style block positions, plain sequential positions, and a sinusoidal table.
+
+Only torch is imported here: this file travels with published models (trust_remote_code).
+"""
+import math
+
+import torch
+
+
+def block_position_ids(input_ids: torch.Tensor, digit_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The k-th digit token of a number gets k (1-based); `+` and padding get 0.
+
+    `+1342+879+2221+` -> 0 1 2 3 4 0 1 2 3 0 1 2 3 4 0. Masked slots (padding, rejected drafts)
+    neither count as digits nor end a number, so a row reads as if they were not there.
+    """
+    valid = attention_mask.bool()                             # (B, T)
+    digit = torch.isin(input_ids, digit_ids) & valid          # (B, T)
+    count = digit.long().cumsum(dim=1)                        # digits seen so far
+    boundary = valid & ~digit                                  # a `+` ends the current number
+    at_boundary = torch.where(boundary, count, torch.zeros_like(count)).cummax(dim=1).values
+    return (count - at_boundary) * digit                      # (B, T)
+
+
+def sequential_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """0, 1, 2, ... over the unmasked tokens of each row (left padding and skipped slots do not count)."""
+    mask = attention_mask.long()
+    return (mask.cumsum(dim=1) - 1).clamp(min=0) * mask
+
+
+def sinusoidal_table(n_positions: int, dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """The fixed (n_positions, dim) table of Vaswani et al., with frequency base `theta`."""
+    pos = torch.arange(n_positions, dtype=torch.float32)[:, None]
+    freq = torch.exp(-math.log(theta) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    table = torch.zeros(n_positions, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return table

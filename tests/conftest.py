@@ -1,0 +1,46 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# A problem set small enough to learn in seconds: base 10, operands 0..99, every pair.
+TINY_DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]
+TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_positions=16",
+              "training.batch_size=64", "training.learning_rate=0.003", "training.warmup_steps=50",
+              "training.max_steps=1500", "training.eval_interval=100", "training.threads=2"]
+
+
+def run_script(script: str, *args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts as a user would, from `cwd`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, input=input, timeout=600)
+
+
+def sets(*overrides: str) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """Data, tokenizer and a trained tiny model in one folder, shared by the tests that need a real model."""
+    d = tmp_path_factory.mktemp("tiny")
+    for script, overrides in (("data_generator.py", TINY_DATA), ("tokenizer.py", []), ("trainer.py", TINY_MODEL)):
+        cfg = "data_config.yaml" if script == "data_generator.py" else "train_config.yaml"
+        proc = run_script(script, "--config", str(ROOT / cfg), *sets(*overrides), cwd=d)
+        assert proc.returncode == 0, proc.stderr
+    return d

@@ -1,0 +1,63 @@
+import pytest
+
+from conftest import ROOT, assert_one_line_error, run_script, sets
+from hexadd.config import DataConfig, TrainConfig, load
+from hexadd.errors import ConfigError
+
+
+def test_shipped_configs_load():
+    data = load(DataConfig, ROOT / "data_config.yaml")
+    train = load(TrainConfig, ROOT / "train_config.yaml")
+    assert data.numbers.base == 16 and data.numbers.max_operand == 9999 and data.problems.count == 100_000
+    assert train.model.n_predict == 2 and train.model.positions == "block"
+
+
+def test_overrides_are_typed():
+    cfg = load(TrainConfig, ROOT / "train_config.yaml",
+               ["training.learning_rate=1e-3", "model.n_layer=3", "hub.repo_id=me/adder", "tokenizer.vocab_size=null"])
+    assert cfg.training.learning_rate == 0.001 and cfg.model.n_layer == 3 and cfg.hub.repo_id == "me/adder"
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("numbers.bogus=1", "numbers.bogus: unknown key"),
+    ("nonsense.key=1", "nonsense: unknown key"),
+    ("numbers.base=ten", "numbers.base: must be int"),
+    ("numbers.base=17", "numbers.base: must be between 2 and 16"),
+    ("numbers.base=1", "numbers.base: must be between 2 and 16"),
+    ("numbers.min_operand=50", "greater than max_operand"),
+    ("numbers.min_operand=-1", "numbers.min_operand: must be >= 0"),
+    ("problems.count=-5", "problems.count: must be >= 0"),
+    ("problems.held_out_fraction=0", "held_out_fraction: must be strictly between 0 and 1"),
+    ("problems.held_out_fraction=1.5", "held_out_fraction: must be strictly between 0 and 1"),
+    ("problems.exhaustive=maybe", "problems.exhaustive: must be bool"),
+    ("numbers.reverse", "expected SECTION.KEY=VALUE"),
+])
+def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
+    proc = run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"),
+                      *sets("numbers.max_operand=20", override), cwd=tmp_path)
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("model.n_predict=5", "model.n_predict: must be between 1 and 4"),
+    ("model.positions=rope", "model.positions: must be one of"),
+    ("model.n_embd=30", "not divisible by n_head"),
+    ("training.max_steps=null", "set exactly one of max_steps and epochs"),
+    ("training.learning_rate=-1", "training.learning_rate: must be > 0"),
+    ("hub.push=true", "hub.repo_id"),
+])
+def test_bad_train_config_raises(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load(TrainConfig, ROOT / "train_config.yaml", [override])
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    proc = run_script("data_generator.py", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert_one_line_error(proc, "config file not found")
+    (tmp_path / "bad.yaml").write_text("numbers: [1, 2\n")
+    proc = run_script("data_generator.py", "--config", str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    assert_one_line_error(proc, "not valid YAML")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    proc = run_script("data_generator.py", "--config", str(tmp_path / "list.yaml"), cwd=tmp_path)
+    assert_one_line_error(proc, "must be a mapping")
