@@ -39,10 +39,13 @@ class NumbersConfig:
 class ProblemsConfig:
     count: int = 100_000
     exhaustive: bool = False
+    sampling: str = "length"
     held_out_fraction: float = 0.05
     seed: int = 0
 
     def validate(self, at):
+        if self.sampling not in ("length", "uniform"):
+            raise ConfigError(f"{at}.sampling: must be length or uniform, got {self.sampling!r}")
         if self.count < 0:
             raise ConfigError(f"{at}.count: must be >= 0, got {self.count}")
         if not 0 < self.held_out_fraction < 1:

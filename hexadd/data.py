@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .config import DataConfig, to_dict
 from .errors import DataError
 from .io import atomic_open, write_json
-from .numbers import format_problem, parse_problem
+from .numbers import format_problem, parse_problem, to_base
 
 TRAIN_FILE, HELD_OUT_FILE, META_FILE = "train.txt", "held_out.txt", "meta.json"
 MAX_EXHAUSTIVE = 20_000_000  # pairs; beyond this, sample with problems.count instead
@@ -35,8 +35,13 @@ def edge_cases(lo: int, hi: int, base: int) -> list[Pair]:
     return [p for p in pairs if lo <= min(p) and max(p) <= hi and not (p in seen or seen.add(p))]
 
 
-def sample_pairs(lo: int, hi: int, count: int, exhaustive: bool, seed: int) -> list[Pair]:
-    """Distinct ordered pairs from [lo, hi]^2, in a seeded random order."""
+def sample_pairs(lo: int, hi: int, count: int, exhaustive: bool, seed: int, base: int = 16,
+                 by_length: bool = True) -> list[Pair]:
+    """Distinct ordered pairs from [lo, hi]^2, in a seeded random order.
+
+    by_length: each operand's digit count is drawn uniformly first, then the number; drawn uniformly
+    instead, 0..9999 would hold a one-digit operand in 0.2% of problems and the model would never learn them.
+    """
     m = hi - lo + 1
     total = m * m
     rng = random.Random(seed)
@@ -46,12 +51,29 @@ def sample_pairs(lo: int, hi: int, count: int, exhaustive: bool, seed: int) -> l
                             "set problems.exhaustive=false and problems.count instead")
         indices = list(range(total))
         rng.shuffle(indices)
-    else:
-        if count > total:
-            raise DataError(f"problems.count: {count:,} distinct problems asked for, but the range {lo}..{hi} "
-                            f"has only {total:,}; lower the count or use problems.exhaustive=true")
-        indices = rng.sample(range(total), count)
-    return [(lo + i // m, lo + i % m) for i in indices]
+        return [(lo + i // m, lo + i % m) for i in indices]
+    if count > total:
+        raise DataError(f"problems.count: {count:,} distinct problems asked for, but the range {lo}..{hi} "
+                        f"has only {total:,}; lower the count or use problems.exhaustive=true")
+    if not by_length:
+        return [(lo + i // m, lo + i % m) for i in rng.sample(range(total), count)]
+    # Ranges of the numbers with 1, 2, ... digits, clipped to [lo, hi].
+    spans = [(max(lo, base ** (k - 1) if k > 1 else 0), min(hi, base ** k - 1)) for k in range(1, len(to_base(hi, base)) + 1)]
+    spans = [s for s in spans if s[0] <= s[1]]
+    seen, pairs = set(), []
+    for _ in range(20 * count):  # short lengths run out of distinct pairs; the rest is topped up below
+        if len(pairs) == count:
+            break
+        p = tuple(rng.randint(*rng.choice(spans)) for _ in range(2))
+        if p not in seen:
+            seen.add(p)
+            pairs.append(p)
+    while len(pairs) < count:
+        p = (rng.randint(lo, hi), rng.randint(lo, hi))
+        if p not in seen:
+            seen.add(p)
+            pairs.append(p)
+    return pairs
 
 
 def unordered(p: Pair) -> Pair:
@@ -103,7 +125,8 @@ class Summary:
 def generate(cfg: DataConfig) -> Summary:
     """Write train.txt, held_out.txt and meta.json for `cfg`; each file is replaced atomically."""
     num, prob = cfg.numbers, cfg.problems
-    pairs = sample_pairs(num.min_operand, num.max_operand, prob.count, prob.exhaustive, prob.seed)
+    pairs = sample_pairs(num.min_operand, num.max_operand, prob.count, prob.exhaustive, prob.seed, num.base,
+                         prob.sampling == "length")
     forced = edge_cases(num.min_operand, num.max_operand, num.base)
     train, held = split_pairs(pairs, prob.held_out_fraction, forced, prob.seed)
     if not train:

@@ -1,0 +1,68 @@
+"""Exact-match evaluation by actual decoding: overall, by operand digit lengths, and passes per answer."""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data import read_problems
+from .decoding import decode
+from .numbers import num_digits
+
+
+@dataclass
+class EvalResult:
+    mode: str
+    base: int
+    total: int = 0
+    correct: int = 0
+    passes: int = 0
+    malformed: int = 0
+    by_length: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))  # (len a, len b) -> [correct, total]
+    wrong: list = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.total, 1)
+
+    @property
+    def passes_per_answer(self) -> float:
+        return self.passes / max(self.total, 1)
+
+
+def evaluate_file(model, tok, path: str | Path, mode: str, batch_size: int = 512) -> EvalResult:
+    cfg = model.config
+    _, problems = read_problems(path, cfg.base, cfg.reverse)
+    result = EvalResult(mode=mode, base=cfg.base)
+    bar = tqdm(total=len(problems), desc=f"eval ({mode})", unit="problem", disable=None, leave=False)
+    for i in range(0, len(problems), batch_size):
+        chunk = problems[i:i + batch_size]
+        for (a, b, c), ans in zip(chunk, decode(model, tok, [(a, b) for a, b, _ in chunk], mode, batch_size)):
+            ok = ans.value == c
+            cell = result.by_length[(num_digits(a, cfg.base), num_digits(b, cfg.base))]
+            cell[0] += ok
+            cell[1] += 1
+            result.total += 1
+            result.correct += ok
+            result.passes += ans.passes
+            result.malformed += ans.value is None
+            if not ok and len(result.wrong) < 10:
+                result.wrong.append(f"{a}+{b}={ans.value if ans.value is not None else '?'} (expected {c})")
+        bar.update(len(chunk))
+    bar.close()
+    return result
+
+
+def report(r: EvalResult) -> str:
+    lens_a = sorted({a for a, _ in r.by_length})
+    lens_b = sorted({b for _, b in r.by_length})
+    lines = [f"exact match: {r.accuracy:.2%} ({r.correct}/{r.total}), decode={r.mode}, "
+             f"{r.passes_per_answer:.2f} forward passes per answer, {r.malformed} malformed answers",
+             f"by digit length (base {r.base}), a down, b across:",
+             "      " + "".join(f"{b:>9}" for b in lens_b)]
+    for a in lens_a:
+        cells = [r.by_length.get((a, b)) for b in lens_b]
+        lines.append(f"{a:>6}" + "".join(f"{c[0] / c[1]:>9.2%}" if c else f"{'-':>9}" for c in cells))
+    if r.wrong:
+        lines.append("first wrong answers: " + "; ".join(r.wrong))
+    return "\n".join(lines)

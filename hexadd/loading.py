@@ -1,0 +1,49 @@
+"""Load a model and its tokenizer from a local folder or a Hub repo id, in this project's or the reference format."""
+import json
+import re
+from pathlib import Path
+
+from .errors import ModelError
+from .tokenization import check_tokenizer, load_tokenizer
+
+REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve(model: str, revision: str | None = None) -> Path:
+    """A local folder as is; otherwise a Hub repo id, downloaded (or found in the cache offline)."""
+    path = Path(model)
+    if path.exists() or not REPO_ID.match(model):
+        if not path.is_dir():
+            raise ModelError(f"model folder {model} not found: train one with trainer.py or give a Hub repo id (user/name)")
+        return path
+    from .hub import download
+    return download(model, revision)
+
+
+def load_model(model: str, revision: str | None = None):
+    """(model, tokenizer) in eval mode; weights only from safetensors."""
+    path = resolve(model, revision)
+    missing = [f for f in REQUIRED if not (path / f).is_file()]
+    if missing:
+        raise ModelError(f"model folder {model} is incomplete: missing {', '.join(missing)}")
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError:
+        raise ModelError(f"{model}/config.json is not valid JSON") from None
+
+    from .reference import is_reference, load_reference
+    if is_reference(raw):
+        model_obj, tok = load_reference(path, raw)
+    else:
+        from transformers import AutoModelForCausalLM
+        from .model import HexAddConfig
+        if raw.get("model_type") != HexAddConfig.model_type:
+            raise ModelError(f"{model}: model_type {raw.get('model_type')!r} is not a hexadd model")
+        tok = load_tokenizer(path)
+        try:
+            model_obj = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).eval()
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ModelError(f"{model}: the weights could not be loaded ({type(e).__name__})") from None
+    check_tokenizer(tok, model_obj.config.base)
+    return model_obj, tok

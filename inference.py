@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Add numbers with a trained model: decimal in, decimal out.
+
+  python3 inference.py 1234+5678 "4095 + 1"
+  python3 inference.py --file problems.txt        (one a+b per line; - reads standard input)
+  python3 inference.py --eval                     (exact match on the held-out file)
+"""
+import sys
+from itertools import islice
+from pathlib import Path
+
+from hexadd import cli
+from hexadd.config import TrainConfig, load
+from hexadd.errors import ConfigError, HexaddError
+from hexadd.numbers import parse_decimal_problem
+
+
+def main():
+    p = cli.parser(__doc__)
+    p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
+    p.add_argument("problems", nargs="*", help="problems like 1234+5678")
+    p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
+    p.add_argument("--eval", nargs="?", const="", metavar="PATH",
+                   help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ lines")
+    p.add_argument("--model", help="local model folder or Hub repo id user/name (default: output.model_dir of the config)")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit) when --model is a repo id")
+    p.add_argument("--decode", choices=["single", "multi", "verified"],
+                   help="decoding mode (default: verified when the model has several heads, else single)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    p.add_argument("--allow-out-of-range", action="store_true", help="answer operands outside the trained range anyway")
+    p.add_argument("--config", default="train_config.yaml", help="config naming the model and data folders")
+    args = p.parse_args()
+    if not args.problems and args.file is None and args.eval is None:
+        raise ConfigError("give problems (1234+5678), --file PATH or --eval")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    pairs = []
+    for text in args.problems:  # all command-line problems are checked before the model loads
+        try:
+            pairs.append(parse_decimal_problem(text))
+        except ValueError as e:
+            raise HexaddError(str(e)) from None
+
+    cfg = load(TrainConfig, args.config) if args.model is None or args.eval == "" else None
+    import torch
+    from transformers.utils import logging
+    logging.disable_progress_bar()
+    from hexadd.decoding import decode, default_mode
+    from hexadd.loading import load_model
+    import os
+    torch.set_num_threads(args.threads or os.cpu_count())
+
+    model, tok = load_model(args.model or cfg.output.model_dir, args.revision)
+    c = model.config
+    mode = args.decode or default_mode(model)
+    known = f"{c.min_operand}..{c.max_operand}"
+
+    def out_of_range(a, b):
+        return not args.allow_out_of_range and not (c.min_operand <= a <= c.max_operand and c.min_operand <= b <= c.max_operand)
+
+    def answer(batch):
+        for ans in decode(model, tok, batch, mode, args.batch_size):
+            if ans.value is None:
+                print(f"{ans.a}+{ans.b}=?", flush=False)
+                print(f"note: {ans.a}+{ans.b}: {ans.note}", file=sys.stderr)
+            else:
+                print(f"{ans.a}+{ans.b}={ans.value}")
+        sys.stdout.flush()
+
+    for a, b in pairs:
+        if out_of_range(a, b):
+            raise HexaddError(f"{a}+{b}: this model was trained on operands {known}; "
+                              "use --allow-out-of-range to answer anyway")
+    if pairs:
+        answer(pairs)
+
+    bad_lines = 0
+    if args.file is not None:
+        src = sys.stdin if args.file == "-" else _open(args.file)
+        lines = enumerate(src, 1)
+        while chunk := list(islice(lines, args.batch_size)):
+            batch = []
+            for n, line in chunk:
+                if not line.strip():
+                    continue
+                try:
+                    a, b = parse_decimal_problem(line)
+                except ValueError as e:
+                    print(f"error: line {n}: {e}", file=sys.stderr)
+                    bad_lines += 1
+                    continue
+                if out_of_range(a, b):
+                    print(f"error: line {n}: {a}+{b}: outside the trained operands {known} "
+                          "(--allow-out-of-range answers anyway)", file=sys.stderr)
+                    bad_lines += 1
+                    continue
+                batch.append((a, b))
+            if batch:
+                answer(batch)
+
+    if args.eval is not None:
+        from hexadd.evaluation import evaluate_file, report
+        path = Path(args.eval) if args.eval else Path(cfg.data.dir) / "held_out.txt"
+        result = evaluate_file(model, tok, path, mode, args.batch_size)
+        print(report(result))
+    if bad_lines:
+        sys.exit(1)
+
+
+def _open(path):
+    try:
+        return open(path)
+    except OSError as e:
+        raise HexaddError(f"--file {path}: {e.strerror.lower()}") from None
+
+
+if __name__ == "__main__":
+    cli.run(main)
