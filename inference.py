@@ -22,6 +22,7 @@ def main():
     p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
     p.add_argument("--eval", nargs="?", const="", metavar="PATH",
                    help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ lines")
+    p.add_argument("--eval-dir", help="where --eval writes accuracy_by_length.png and eval_results.json (default: .)")
     p.add_argument("--model", help="local model folder or Hub repo id user/name (default: output.model_dir of the config)")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) when --model is a repo id")
     p.add_argument("--decode", choices=["single", "multi", "verified"],
@@ -100,10 +101,13 @@ def main():
                 answer(batch)
 
     if args.eval is not None:
-        from hexadd.evaluation import evaluate_file, report
+        from hexadd.evaluation import evaluate_file, report, write_outputs
         path = Path(args.eval) if args.eval else Path(cfg.data.dir) / "held_out.txt"
         result = evaluate_file(model, tok, path, mode, args.batch_size)
         print(report(result))
+        out = Path(args.eval_dir) if args.eval_dir else Path(".")
+        write_outputs(result, out, path.name)
+        print(f"wrote {out / 'accuracy_by_length.png'} and {out / 'eval_results.json'}")
     if bad_lines:
         sys.exit(1)
 

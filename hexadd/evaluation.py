@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from .data import read_problems
 from .decoding import decode
+from .io import write_json
 from .numbers import num_digits
 
 
@@ -51,6 +52,22 @@ def evaluate_file(model, tok, path: str | Path, mode: str, batch_size: int = 512
         bar.update(len(chunk))
     bar.close()
     return result
+
+
+def to_json(r: EvalResult) -> dict:
+    return {"mode": r.mode, "base": r.base, "accuracy": r.accuracy, "correct": r.correct, "total": r.total,
+            "passes_per_answer": r.passes_per_answer, "malformed": r.malformed,
+            "by_length": [{"digits_a": a, "digits_b": b, "correct": c, "total": n}
+                          for (a, b), (c, n) in sorted(r.by_length.items())]}
+
+
+def write_outputs(r: EvalResult, out_dir: Path, name: str) -> None:
+    """eval_results.json and accuracy_by_length.png in `out_dir`."""
+    from .plots import accuracy_by_length
+    out_dir = Path(out_dir)
+    write_json(out_dir / "eval_results.json", {"file": name, **to_json(r)})
+    accuracy_by_length(r.by_length, r.base, f"{name}: exact match {r.accuracy:.2%} ({r.correct}/{r.total}), "
+                       f"decode={r.mode}", out_dir / "accuracy_by_length.png")
 
 
 def report(r: EvalResult) -> str:

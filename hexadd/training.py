@@ -207,7 +207,8 @@ class Batches:
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, log=print) -> dict:
+    """Train per `cfg`; `stop_after` ends the run early at that step, with a checkpoint to resume from."""
     t = cfg.training
     torch.set_num_threads(t.threads or os.cpu_count())
     torch.manual_seed(t.seed)
@@ -275,12 +276,31 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
                 best = {"accuracy": ev["accuracy"], "loss": ev["loss"], "step": step}
                 save_model(model, tok, model_dir, {METRICS_FILE: metrics_path})
             done = t.early_stop and ev["accuracy"] >= 1.0
+        if stop_after is not None and step >= stop_after:
+            done = True
         if step % t.checkpoint_interval == 0 or done or step == max_steps:
             save_checkpoint(run_dir, step, model, optimizer, scheduler, best)
     bar.close()
-    shutil.copyfile(metrics_path, model_dir / METRICS_FILE) if metrics_path.is_file() else None
+    if best["step"] > 0:
+        _finish(run_dir, model_dir, data_dir / HELD_OUT_FILE, log)
     return {"steps": step, "train_time_s": elapsed, "best": best, "parameters": n_params,
             "samples_per_s": step * batches.batch_size / max(elapsed, 1e-9)}
+
+
+def _finish(run_dir: Path, model_dir: Path, held_out: Path, log) -> None:
+    """Training curves, and the saved best model measured by real decoding on the held-out file."""
+    from .decoding import default_mode
+    from .evaluation import evaluate_file, report, write_outputs
+    from .loading import load_model
+    from .plots import training_curves
+
+    training_curves(run_dir / METRICS_FILE, run_dir / "training_curves.png")
+    for name in (METRICS_FILE, "training_curves.png"):
+        shutil.copyfile(run_dir / name, model_dir / name)
+    model, tok = load_model(str(model_dir))
+    result = evaluate_file(model, tok, held_out, default_mode(model))
+    write_outputs(result, model_dir, held_out.name)
+    log(report(result))
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -1,0 +1,104 @@
+"""Figures: attention heatmaps, training curves, accuracy by operand length. PNGs, written atomically."""
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _token_axes(ax, tokens, positions, show_y=True):
+    ticks = range(len(tokens))
+    ax.set_xticks(ticks, [f"{t}\n{p}" for t, p in zip(tokens, positions)], fontsize=7)
+    if show_y:
+        ax.set_yticks(ticks, [f"{t} {p}" for t, p in zip(tokens, positions)], fontsize=7)
+    else:
+        ax.set_yticks([])
+
+
+def attention_figures(attentions, tokens: list[str], positions: list[int], title: str, out_dir: Path,
+                      layers: list[int], heads: list[int]) -> list[Path]:
+    """attentions: per layer a (H, T, T) tensor. One file per layer (a panel per head) and all_layers.png
+    (head-averaged, layers side by side). Axis labels: the token, and its block position under it."""
+    written = []
+    for layer in layers:
+        att = attentions[layer]
+        fig, axes = plt.subplots(1, len(heads), figsize=(3.6 * len(heads) + 1, 4.2), squeeze=False)
+        for ax, h in zip(axes[0], heads):
+            im = ax.imshow(att[h].numpy(), cmap="viridis", vmin=0, vmax=1)
+            _token_axes(ax, tokens, positions, show_y=h == heads[0])
+            ax.set_title(f"head {h + 1}", fontsize=9)
+            ax.set_xlabel("attended token (block position)", fontsize=8)
+        axes[0][0].set_ylabel("query token", fontsize=8)
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
+        fig.suptitle(f"layer {layer + 1}: {title}", fontsize=10)
+        written.append(_save(fig, out_dir / f"layer_{layer + 1}_attention.png"))
+
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers) + 1, 4.0), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        im = ax.imshow(attentions[layer][heads].mean(0).numpy(), cmap="viridis", vmin=0, vmax=1)
+        _token_axes(ax, tokens, positions, show_y=layer == layers[0])
+        ax.set_title(f"layer {layer + 1} (mean of heads)", fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
+    fig.suptitle(title, fontsize=10)
+    written.append(_save(fig, out_dir / "all_layers.png"))
+    return written
+
+
+def training_curves(metrics_path: Path, out: Path) -> Path:
+    """Loss per head and held-out exact match, against step (top) and training wall time (bottom)."""
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    for r, (key, label) in enumerate((("step", "step"), ("train_time_s", "training time (s)"))):
+        x = [row[key] for row in rows]
+        ax = axes[r][0]
+        for j in range(len(rows[0]["head_losses"])):
+            ax.plot(x, [row["head_losses"][j] for row in rows], label=f"head {j + 1} (t+{j + 1}), held-out")
+        ax.plot(x, [row["train_loss"] for row in rows], "k:", label="training batch, mean of heads")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("answer-token loss")
+        ax.legend(fontsize=8)
+        ax = axes[r][1]
+        ax.plot(x, [100 * row["accuracy"] for row in rows], label="greedy exact match (head 1)")
+        for j in range(1, len(rows[0]["head_exact"])):
+            ax.plot(x, [100 * row["head_exact"][j] for row in rows], "--", label=f"head {j + 1}, teacher-forced")
+        ax.set_ylim(0, 101)
+        ax.set_xlabel(label)
+        ax.set_ylabel("held-out exact match (%)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"training: {len(rows)} evaluations, best {max(r['accuracy'] for r in rows):.2%}")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Path:
+    """Heatmap of exact match by digit length of a (rows) and b (columns)."""
+    lens_a = sorted({a for a, _ in by_length})
+    lens_b = sorted({b for _, b in by_length})
+    grid = [[(by_length[(a, b)][0] / by_length[(a, b)][1]) if (a, b) in by_length else float("nan")
+             for b in lens_b] for a in lens_a]
+    fig, ax = plt.subplots(figsize=(1.1 * len(lens_b) + 2.5, 0.9 * len(lens_a) + 1.8))
+    im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1)
+    for i, a in enumerate(lens_a):
+        for j, b in enumerate(lens_b):
+            if (a, b) in by_length:
+                c, n = by_length[(a, b)]
+                ax.text(j, i, f"{c / n:.1%}\n{n}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(lens_b)), lens_b)
+    ax.set_yticks(range(len(lens_a)), lens_a)
+    ax.set_xlabel(f"digits of b (base {base})")
+    ax.set_ylabel(f"digits of a (base {base})")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="exact match")
+    return _save(fig, out)

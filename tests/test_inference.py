@@ -1,0 +1,93 @@
+import shutil
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_script
+from hexadd.data import read_problems
+from hexadd.decoding import decode
+from hexadd.loading import load_model
+
+
+def infer(tiny_run, *args, input=None):
+    return run_script("inference.py", "--model", str(tiny_run / "model"), *args, cwd=tiny_run, input=input)
+
+
+def test_answers_in_decimal_one_line_each(tiny_run):
+    proc = infer(tiny_run, "12+34", "7 + 5", "99+99", "0+0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["12+34=46", "7+5=12", "99+99=198", "0+0=0"]
+
+
+@pytest.mark.parametrize("problem,fragment", [
+    ("", "empty problem"), ("12+", "missing operand"), ("+5", "missing operand"), ("abc+1", "'abc' is not"),
+    ("-3+4", "negative"), ("1.5+2", "decimals"), ("1+2+3", "two operands"),
+    ("100+1", "trained on operands 0..99"),
+])
+def test_bad_problems_get_one_line_and_exit_2(tiny_run, problem, fragment):
+    assert_one_line_error(infer(tiny_run, "1+1", problem), fragment)
+
+
+def test_out_of_range_answers_with_flag(tiny_run):
+    proc = infer(tiny_run, "--allow-out-of-range", "100+1")
+    assert proc.returncode == 0 and proc.stdout.startswith("100+1=")
+
+
+def test_file_and_stdin_answer_good_lines_and_report_bad_ones(tiny_run):
+    text = "1+2\nabc+1\n\n40 + 2\n5+\n"
+    (tiny_run / "problems.txt").write_text(text)
+    for args, stdin in ((["--file", str(tiny_run / "problems.txt")], None), (["--file", "-"], text)):
+        proc = infer(tiny_run, *args, input=stdin)
+        assert proc.returncode == 1
+        assert proc.stdout.splitlines() == ["1+2=3", "40+2=42"]
+        errors = proc.stderr.splitlines()
+        assert errors[0].startswith("error: line 2:") and errors[1].startswith("error: line 5:")
+    assert_one_line_error(infer(tiny_run, "--file", str(tiny_run / "nope.txt")), "no such file")
+
+
+def test_missing_incomplete_and_uncached_models(tiny_run, tmp_path):
+    proc = run_script("inference.py", "--model", str(tmp_path / "none"), "1+1", cwd=tmp_path)
+    assert_one_line_error(proc, "not found")
+    shutil.copytree(tiny_run / "model", tmp_path / "partial")
+    (tmp_path / "partial" / "model.safetensors").unlink()
+    proc = run_script("inference.py", "--model", str(tmp_path / "partial"), "1+1", cwd=tmp_path)
+    assert_one_line_error(proc, "incomplete", "model.safetensors")
+    proc = run_script("inference.py", "--model", "someone/not-cached-adder", "1+1", cwd=tmp_path)
+    assert_one_line_error(proc, "someone/not-cached-adder is not in the local Hugging Face cache")
+
+
+def test_verified_equals_single_with_fewer_passes(tiny_run):
+    model, tok = load_model(str(tiny_run / "model"))
+    _, problems = read_problems(tiny_run / "data/train.txt", 10, True)
+    pairs = [(a, b) for a, b, _ in problems[:3000]]
+    single = decode(model, tok, pairs, "single", batch_size=700)
+    verified = decode(model, tok, pairs, "verified", batch_size=500)
+    assert [s.text for s in single] == [v.text for v in verified]
+    assert sum(s.value == a + b for s, (a, b) in zip(single, pairs)) / len(pairs) >= 0.95
+    passes_single = sum(s.passes for s in single) / len(pairs)
+    passes_verified = sum(v.passes for v in verified) / len(pairs)
+    assert passes_verified < 0.9 * passes_single, (passes_single, passes_verified)
+    # Batched and one-at-a-time decoding agree (left padding does not leak into answers).
+    for mode in ("single", "multi", "verified"):
+        batched = decode(model, tok, pairs[:40], mode, batch_size=40)
+        alone = [decode(model, tok, [p], mode)[0] for p in pairs[:40]]
+        assert [x.text for x in batched] == [x.text for x in alone]
+
+
+def test_eval_reports_accuracy_lengths_and_passes(tiny_run):
+    proc = infer(tiny_run, "--eval", str(tiny_run / "data/held_out.txt"), "--decode", "single")
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("exact match: ") and "decode=single" in first and "forward passes per answer" in first
+    assert "by digit length (base 10)" in proc.stdout
+
+
+def test_malformed_answers_are_marked_not_raised(tiny_run):
+    """An untrained model writes junk: the answer is `?` with a note, never a crash."""
+    model, tok = load_model(str(tiny_run / "model"))
+    torch.manual_seed(0)
+    for p in model.parameters():
+        p.data.normal_(0, 1)
+    answers = decode(model, tok, [(1, 2), (34, 56), (99, 0)], "verified")
+    assert all((a.value is None) == (a.note is not None) for a in answers)
+    assert any(a.value is None for a in answers)

@@ -1,0 +1,102 @@
+import torch
+
+from conftest import ROOT
+from hexadd.config import TrainConfig, load
+from hexadd.model import HexAddConfig, HexAddForCausalLM
+from hexadd.positions import block_position_ids
+from transformers import AutoModelForCausalLM
+
+# Alphabet of the default tokenizer: pad 0, unk 1, `+` 2, digits 0-9A-F at 3..18.
+SEP, DIGIT = 2, {c: 3 + i for i, c in enumerate("0123456789ABCDEF")}
+
+
+def ids(text):
+    return torch.tensor([[SEP if c == "+" else DIGIT[c] for c in text]])
+
+
+def tiny(**kw):
+    cfg = HexAddConfig(vocab_size=19, n_embd=32, n_layer=2, n_head=2, n_positions=16, pad_token_id=0,
+                       bos_token_id=0, eos_token_id=0, digit_token_ids=list(range(3, 19)), **kw)
+    torch.manual_seed(0)
+    return HexAddForCausalLM(cfg).eval()
+
+
+def test_block_positions_match_the_guide():
+    x = ids("+1342+879+2221+")
+    pos = block_position_ids(x, torch.arange(3, 19), torch.ones_like(x))
+    assert "".join(map(str, pos[0].tolist())) == "012340123012340"
+
+
+def test_block_positions_skip_padding_and_masked_slots():
+    x = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids("+12+3+")], dim=1)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1]])
+    assert block_position_ids(x, torch.arange(3, 19), mask).tolist() == [[0, 0, 0, 0, 1, 2, 0, 1, 0]]
+    # A masked digit inside a number does not count: `+1[5]2+` reads as `+12+`.
+    x, mask = ids("+152+"), torch.tensor([[1, 1, 0, 1, 1]])
+    assert block_position_ids(x, torch.arange(3, 19), mask).tolist() == [[0, 1, 0, 2, 0]]
+
+
+def test_save_and_load_give_identical_logits(tmp_path):
+    model = tiny(n_predict=3)
+    x = ids("+1342+879+2221+")
+    model.save_pretrained(tmp_path)
+    again = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert type(again) is HexAddForCausalLM and again.config.n_predict == 3
+    assert torch.equal(model(x).head_logits, again(x).head_logits)
+    assert again.lm_head.weight is again.transformer.wte.weight
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_digits_of_b_attend_to_digits_of_a():
+    """With custom positions, attention must still cross number boundaries (the attention_mask trap)."""
+    model = tiny()
+    model.set_attn_implementation("eager")
+    x = ids("+1342+879+")
+    attn = model(x, output_attentions=True).attentions  # per layer (B, H, T, T)
+    first_b_digit, a_digits = 6, slice(1, 5)
+    assert all(a[0, :, first_b_digit, a_digits].sum() > 0.01 for a in attn)
+    # Changing A changes what the model predicts after B.
+    y = ids("+9342+879+")
+    assert not torch.allclose(model(x).logits[0, -1], model(y).logits[0, -1])
+
+
+def test_sdpa_and_eager_agree():
+    model = tiny()
+    x = ids("+1342+879+2221+")
+    sdpa = model(x).head_logits
+    model.set_attn_implementation("eager")
+    assert torch.allclose(sdpa, model(x).head_logits, atol=1e-5)
+
+
+def test_offset_only_while_training():
+    model = tiny(max_offset=5)
+    x = ids("+13+8+12+")
+    model.eval()
+    a, b = model(x).logits, model(x).logits
+    assert torch.equal(a, b)
+    model.train()
+    torch.manual_seed(1)
+    outs = {tuple(model(x).logits[0, -1].tolist()) for _ in range(8)}
+    assert len(outs) > 1
+
+
+def test_loss_only_on_answer_tokens_for_every_head():
+    model = tiny(n_predict=2)
+    x = ids("+13+8+12+")
+    labels = torch.full_like(x, -100)
+    labels[0, 6:] = x[0, 6:]
+    out = model(x, labels=labels)
+    assert out.head_losses.shape == (2,) and torch.isclose(out.loss, out.head_losses.mean())
+    logits = out.head_logits
+    expect2 = torch.nn.functional.cross_entropy(logits[1, 0, :-2], labels[0, 2:], ignore_index=-100)
+    assert torch.isclose(out.head_losses[1], expect2)
+
+
+def test_reference_preset_size():
+    cfg = load(TrainConfig, ROOT / "configs" / "reference-6.4M.yaml")
+    m = cfg.model
+    model = HexAddForCausalLM(HexAddConfig(vocab_size=19, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
+                                           n_positions=m.n_positions, n_predict=m.n_predict, digit_token_ids=[3]))
+    n = sum(p.numel() for p in model.parameters())
+    assert (m.n_embd, m.n_layer, m.n_head, m.n_predict) == (256, 8, 4, 2)
+    assert 6.2e6 <= n <= 6.6e6, n

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from conftest import ROOT, TINY_DATA, TINY_MODEL, assert_one_line_error, run_script, sets
+from hexadd.config import TrainConfig, load
+from hexadd.data import HELD_OUT_FILE, load_meta
+from hexadd.loading import load_model
+from hexadd.training import evaluate, load_split
+
+
+def test_tiny_model_learns_held_out_addition(tiny_run):
+    """Trained on base-10 operands 0..99 for a fixed seed: most held-out problems come out right."""
+    metrics = [json.loads(line) for line in (tiny_run / "runs/default/metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["accuracy"] >= 0.95, metrics[-1]
+    model, tok = load_model(str(tiny_run / "model"))
+    meta = load_meta(tiny_run / "data")
+    ev = evaluate(model, load_split(tok, tiny_run / "data" / HELD_OUT_FILE, meta))
+    assert ev["accuracy"] >= 0.95
+    assert (tiny_run / "model/tokenizer.json").is_file() and (tiny_run / "model/metrics.jsonl").is_file()
+    assert (tiny_run / "runs/default/config.yaml").is_file()
+
+
+def test_resume_continues_to_the_same_weights(tmp_path):
+    cfg = ["--config", str(ROOT / "train_config.yaml")]
+    small = [o for o in TINY_MODEL if not o.startswith(("training.max_steps", "training.eval_interval"))]
+    small += ["training.eval_interval=20", "training.checkpoint_interval=20", "training.early_stop=false"]
+    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
+    assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
+    full = run_script("trainer.py", *cfg, *sets(*small, "training.max_steps=60", "output.run_dir=runs/full"), cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    part = sets(*small, "training.max_steps=60", "output.run_dir=runs/part")
+    first = run_script("trainer.py", *cfg, *part, "--stop-after", "40", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resumed = run_script("trainer.py", *cfg, *part, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from step 40" in resumed.stdout
+    a = (tmp_path / "runs/full/checkpoint-60/model.safetensors").read_bytes()
+    b = (tmp_path / "runs/part/checkpoint-60/model.safetensors").read_bytes()
+    assert a == b
+    assert not (tmp_path / "runs/part/checkpoint-40").exists()  # superseded checkpoints are removed
+    steps = [json.loads(line)["step"] for line in (tmp_path / "runs/part/metrics.jsonl").read_text().splitlines()]
+    assert steps == [20, 40, 60]
+
+
+def test_start_up_checks(tmp_path):
+    cfg = ["--config", str(ROOT / "train_config.yaml")]
+    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    assert_one_line_error(proc, "meta.json not found")
+    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
+    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    assert_one_line_error(proc, "tokenizer.json not found")
+    assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
+    proc = run_script("trainer.py", *cfg, *sets("model.n_positions=3"), cwd=tmp_path)
+    assert_one_line_error(proc, "model.n_positions: 3 cannot hold the longest number", "need at least 4")
+    proc = run_script("trainer.py", *cfg, *sets("model.positions=learned", "model.n_positions=8"), cwd=tmp_path)
+    assert_one_line_error(proc, "model.n_positions: 8 cannot hold the longest sequence")
+    (tmp_path / "data/held_out.txt").write_text("+12+3+99+\n")
+    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    assert_one_line_error(proc, "held_out.txt line 1", "wrong sum")
+    (tmp_path / "data/held_out.txt").unlink()
+    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    assert_one_line_error(proc, "held_out.txt not found")
+
+
+def test_tokenizer_without_digit_tokens_is_rejected(tmp_path):
+    cfg = ["--config", str(ROOT / "train_config.yaml")]
+    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
+    assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
+    tj = json.loads((tmp_path / "model/tokenizer.json").read_text())
+    del tj["model"]["vocab"]["7"]
+    tj["model"]["vocab"] = {k: i for i, k in enumerate(tj["model"]["vocab"])}
+    (tmp_path / "model/tokenizer.json").write_text(json.dumps(tj))
+    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    assert_one_line_error(proc, "missing digit tokens 7")

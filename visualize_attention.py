@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Plot each layer's attention for one problem: the prompt plus the model's own answer.
+
+  python3 visualize_attention.py 101+1002 --out attention_visualizations
+"""
+import argparse
+
+from hexadd import cli
+from hexadd.config import TrainConfig, load
+from hexadd.errors import ConfigError, HexaddError
+from hexadd.numbers import parse_decimal_problem
+
+DEFAULT_PROBLEM = "101+1002"
+
+
+def _indices(text: str | None, count: int, what: str) -> list[int]:
+    """'1,3' (1-based) -> [0, 2]; None -> all."""
+    if text is None:
+        return list(range(count))
+    try:
+        picked = [int(x) - 1 for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--{what}: expected numbers like 1,2") from None
+    if any(not 0 <= i < count for i in picked):
+        raise ConfigError(f"--{what}: the model has {what} 1..{count}")
+    return picked
+
+
+def main():
+    p = cli.parser(__doc__)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("problem", nargs="?", default=DEFAULT_PROBLEM, help=f"a+b in decimal (default {DEFAULT_PROBLEM})")
+    p.add_argument("--model", help="local model folder or Hub repo id (default: output.model_dir of the config)")
+    p.add_argument("--revision", help="Hub revision when --model is a repo id")
+    p.add_argument("--out", default="attention_visualizations", help="output folder")
+    p.add_argument("--layers", help="layers to plot, 1-based, e.g. 1,2 (default: all)")
+    p.add_argument("--heads", help="attention heads to plot, 1-based (default: all)")
+    p.add_argument("--config", default="train_config.yaml")
+    args = p.parse_args()
+    try:
+        a, b = parse_decimal_problem(args.problem)
+    except ValueError as e:
+        raise HexaddError(str(e)) from None
+    model_arg = args.model or load(TrainConfig, args.config).output.model_dir
+
+    from pathlib import Path
+
+    import torch
+    from transformers.utils import logging
+    logging.disable_progress_bar()
+    from hexadd.decoding import decode
+    from hexadd.loading import load_model
+    from hexadd.numbers import format_prompt
+    from hexadd.plots import attention_figures
+
+    model, tok = load_model(model_arg, args.revision)
+    c = model.config
+    layers = _indices(args.layers, c.n_layer, "layers")
+    heads = _indices(args.heads, c.n_head, "heads")
+    answer = decode(model, tok, [(a, b)], "single")[0]
+    ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)])
+    mask = torch.ones_like(ids)
+    positions = model.position_ids(ids, mask)
+    model.set_attn_implementation("eager")  # sdpa does not return attention weights
+    with torch.no_grad():
+        att = model(ids, attention_mask=mask, position_ids=positions, output_attentions=True).attentions
+    tokens = tok.convert_ids_to_tokens(ids[0].tolist())
+    shown = answer.value if answer.value is not None else "?"
+    title = f"{a}+{b}={shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"
+    files = attention_figures([x[0] for x in att], tokens, positions[0].tolist(), title, Path(args.out), layers, heads)
+    print(f"{a}+{b}={shown}: wrote {len(files)} figures to {args.out}/")
+
+
+if __name__ == "__main__":
+    cli.run(main)
