@@ -9,8 +9,16 @@ def main():
     cli.add_config_args(p, "train_config.yaml")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output.run_dir")
     p.add_argument("--stop-after", type=int, metavar="STEPS", help="stop at this step with a checkpoint (resume later)")
+    p.add_argument("--push", metavar="REPO_ID", help="after training, upload the model folder to this Hub repo")
     args = p.parse_args()
+    if args.push:
+        args.overrides += [f"hub.repo_id={args.push}", "hub.push=true"]
     cfg = load(TrainConfig, args.config, args.overrides)
+    if cfg.hub.push:
+        from huggingface_hub import get_token
+        from hexadd.errors import ModelError
+        if get_token() is None:  # say so before training, not after it
+            raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
 
     from transformers.utils import logging
     logging.disable_progress_bar()
@@ -20,6 +28,9 @@ def main():
     best = result["best"]
     print(f"trained {result['steps']} steps in {result['train_time_s']:.1f}s ({result['samples_per_s']:.0f} samples/s); "
           f"best held-out exact match {best['accuracy']:.2%} at step {best['step']}; saved to {cfg.output.model_dir}/")
+    if cfg.hub.push:
+        from hexadd.hub import push
+        push(cfg.output.model_dir, cfg.hub.repo_id, cfg.hub.private)
 
 
 if __name__ == "__main__":

@@ -43,32 +43,16 @@ def main():
         raise HexaddError(str(e)) from None
     model_arg = args.model or load(TrainConfig, args.config).output.model_dir
 
-    from pathlib import Path
-
-    import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.decoding import decode
     from hexadd.loading import load_model
-    from hexadd.numbers import format_prompt
-    from hexadd.plots import attention_figures
+    from hexadd.plots import problem_attention
 
     model, tok = load_model(model_arg, args.revision)
-    c = model.config
-    layers = _indices(args.layers, c.n_layer, "layers")
-    heads = _indices(args.heads, c.n_head, "heads")
-    answer = decode(model, tok, [(a, b)], "single")[0]
-    ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)])
-    mask = torch.ones_like(ids)
-    positions = model.position_ids(ids, mask)
-    model.set_attn_implementation("eager")  # sdpa does not return attention weights
-    with torch.no_grad():
-        att = model(ids, attention_mask=mask, position_ids=positions, output_attentions=True).attentions
-    tokens = tok.convert_ids_to_tokens(ids[0].tolist())
-    shown = answer.value if answer.value is not None else "?"
-    title = f"{a}+{b}={shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"
-    files = attention_figures([x[0] for x in att], tokens, positions[0].tolist(), title, Path(args.out), layers, heads)
-    print(f"{a}+{b}={shown}: wrote {len(files)} figures to {args.out}/")
+    layers = _indices(args.layers, model.config.n_layer, "layers")
+    heads = _indices(args.heads, model.config.n_head, "heads")
+    shown, files = problem_attention(model, tok, a, b, args.out, layers, heads)
+    print(f"{shown}: wrote {len(files)} figures to {args.out}/")
 
 
 if __name__ == "__main__":

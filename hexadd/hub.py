@@ -1,13 +1,27 @@
-"""The Hugging Face Hub: download by repo id (cached, usable offline)."""
+"""The Hugging Face Hub: a model card of measured results, push, and download by repo id.
+
+    python -m hexadd.hub push MODEL_DIR REPO_ID [--private]
+
+The token comes from HF_TOKEN or the login cache (`hf auth login`); it is handed to the client and
+never printed, logged or written.
+"""
+import json
+import math
 from pathlib import Path
 
 from .errors import ModelError
+from .io import atomic_open
+
+# What a published model folder holds; anything else in it stays local.
+PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "model.py", "positions.py",
+             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "README.md", "metrics.jsonl",
+             "eval_results.json", "training_config.yaml", "*.png", "attention_visualizations/*.png"]
 
 
 def download(repo_id: str, revision: str | None = None) -> Path:
     """Snapshot of a model repo; offline, the cached copy; with nothing cached, a one-line ModelError."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
     at = f"{repo_id}@{revision}" if revision else repo_id
     try:
@@ -16,9 +30,159 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         raise ModelError(f"{at} is not in the local Hugging Face cache and the Hub cannot be reached (offline?)") from None
     except RevisionNotFoundError:
         raise ModelError(f"{repo_id} has no revision {revision!r}") from None
-    except (RepositoryNotFoundError, GatedRepoError):
+    except RepositoryNotFoundError:
         raise ModelError(f"no model repo {repo_id} on the Hub, or no access to it (log in with `hf auth login`)") from None
     except HfHubHTTPError as e:
-        raise ModelError(f"the Hub refused {at}: HTTP {e.response.status_code if e.response is not None else '?'}") from None
-    except OSError as e:
+        raise ModelError(f"the Hub refused {at}: {_status(e)}") from None
+    except Exception as e:  # httpx2 connection errors are not OSErrors
         raise ModelError(f"could not download {at}: {type(e).__name__}") from None
+
+
+def _status(e) -> str:
+    code = e.response.status_code if getattr(e, "response", None) is not None else None
+    return f"HTTP {code}" if code else type(e).__name__
+
+
+# ---------------------------------------------------------------- the model card
+
+def model_card(model_dir: Path, repo_id: str):
+    """A ModelCard whose model-index holds the held-out exact match measured after training."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    config = json.loads((model_dir / "config.json").read_text())
+    ev_path = model_dir / "eval_results.json"
+    ev = json.loads(ev_path.read_text()) if ev_path.is_file() else None
+    base, lo, hi = config["base"], config["min_operand"], config["max_operand"]
+    dataset = f"held-out {lo}..{hi} addition, base {base}"
+    results = []
+    if ev:
+        common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
+                      dataset_name=dataset, metric_type="exact_match")
+        results.append(EvalResult(**common, metric_value=ev["accuracy"], metric_name="Exact match (held-out)"))
+        for cell in ev["by_length"]:
+            results.append(EvalResult(**common, metric_value=cell["correct"] / cell["total"],
+                                      metric_name=f"Exact match, {cell['digits_a']}+{cell['digits_b']} digits"))
+    data = ModelCardData(library_name="transformers", pipeline_tag="text-generation", model_name=repo_id,
+                         tags=["hexadd", "arithmetic", "addition", "gpt2"], eval_results=results or None)
+
+    from .numbers import format_problem, format_prompt
+    example, prompt = format_problem(4095 % (hi + 1), 1, base), format_prompt(4095 % (hi + 1), 1, base)
+    n_params = _parameter_count(model_dir)
+    train_cfg = model_dir / "training_config.yaml"
+    lines = [
+        f"# {repo_id}", "",
+        f"A GPT-2 trained from scratch to add integers {lo}..{hi}, written in base {base} with digits reversed "
+        f"(least significant first). {n_params:,} parameters, {config['n_layer']} layers, {config['n_embd']} wide, "
+        f"{config['n_head']} attention heads, {config['n_predict']} prediction heads, `{config['position_scheme']}` positions.",
+        "", "## Format", "",
+        f"A problem is `+A+B+C+`; the model is given the prompt `+A+B+` and writes `C+`. "
+        f"Example: {4095 % (hi + 1)} + 1 → `{example}` (prompt `{prompt}`).",
+        "Position ids are block positions: each digit's index inside its own number, `+` gets 0. "
+        "The model computes them itself from `input_ids` when none are given.",
+        "", "## Results", "",
+    ]
+    if ev:
+        lines += [f"Exact match on {ev['total']:,} held-out problems (no pair, in either order, seen in training): "
+                  f"**{ev['accuracy']:.2%}** ({ev['correct']}/{ev['total']}), `{ev['mode']}` decoding, "
+                  f"{ev['passes_per_answer']:.2f} forward passes per answer.", "",
+                  f"| digits of a \\ b (base {base}) | " + " | ".join(str(b) for b in sorted({c['digits_b'] for c in ev['by_length']})) + " |",
+                  "|---" * (1 + len({c['digits_b'] for c in ev['by_length']})) + "|"]
+        for a in sorted({c["digits_a"] for c in ev["by_length"]}):
+            cells = {c["digits_b"]: c for c in ev["by_length"] if c["digits_a"] == a}
+            lines.append(f"| {a} | " + " | ".join(f"{cells[b]['correct'] / cells[b]['total']:.2%}" if b in cells else "-"
+                                               for b in sorted({c['digits_b'] for c in ev['by_length']})) + " |")
+    else:
+        lines.append("No evaluation was recorded for this folder.")
+    lines += [
+        "", "## Use", "",
+        "With the `hexadd` package installed (its import registers the model with the Auto classes):", "",
+        "```bash", f"python3 inference.py --model {repo_id} 1234+5678", "```", "",
+        "Without it, the model code published next to the weights is enough:", "",
+        "```python",
+        "import torch",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True).eval()',
+        f'tok = AutoTokenizer.from_pretrained("{repo_id}")',
+        f'ids = torch.tensor([tok.encode("{prompt}")])',
+        "answer = []",
+        "with torch.no_grad():",
+        "    for _ in range(8):  # greedy: block positions are recomputed from the whole sequence each step",
+        "        next_id = model(ids).logits[0, -1].argmax()",
+        "        if tok.convert_ids_to_tokens(int(next_id)) == \"+\":",
+        "            break",
+        "        answer.append(tok.convert_ids_to_tokens(int(next_id)))",
+        "        ids = torch.cat([ids, next_id.view(1, 1)], dim=1)",
+        f'print(int("".join(reversed(answer)), {base}))  # digits come least significant first',
+        "```", "",
+        "Do not use `generate()`: it numbers new tokens last+1, not by block position.",
+    ]
+    if train_cfg.is_file():
+        lines += ["", "## Training config", "", "```yaml", train_cfg.read_text().rstrip(), "```"]
+    if (model_dir / "training_curves.png").is_file():
+        lines += ["", "![training curves](training_curves.png)"]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def _parameter_count(model_dir: Path) -> int:
+    from safetensors import safe_open
+    with safe_open(model_dir / "model.safetensors", "pt") as f:  # tied weights are stored once
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+# ---------------------------------------------------------------- push
+
+def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) -> str:
+    """Write the model card into `model_dir`, then create the repo and upload the folder. Returns the commit url."""
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+    from .loading import REPO_ID, REQUIRED
+
+    model_dir = Path(model_dir)
+    if not REPO_ID.match(repo_id):
+        raise ModelError(f"{repo_id!r} is not a Hub repo id (user/name)")
+    missing = [f for f in REQUIRED if not (model_dir / f).is_file()]
+    if missing:
+        raise ModelError(f"model folder {model_dir} is incomplete: missing {', '.join(missing)}")
+    token = get_token()
+    if token is None:
+        raise ModelError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN; nothing was uploaded")
+
+    card = model_card(model_dir, repo_id)
+    with atomic_open(model_dir / "README.md") as f:
+        f.write(str(card))
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=model_dir, allow_patterns=PUBLISHED,
+                                 commit_message=f"Upload hexadd model ({card.data.eval_results[0].metric_value:.2%} held-out exact match)"
+                                 if card.data.eval_results else "Upload hexadd model")
+    except OfflineModeIsEnabled:
+        raise ModelError(f"HF_HUB_OFFLINE is set, so nothing was uploaded; {model_dir} is unchanged") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"the Hub has no repo {repo_id} that this token can write to; {model_dir} is unchanged") from None
+    except HfHubHTTPError as e:
+        code = e.response.status_code if e.response is not None else None
+        why = {401: "the Hub rejected the token (401): log in again with `hf auth login`",
+               403: f"no permission to write to {repo_id} (403)"}.get(code, f"the Hub refused the upload ({_status(e)})")
+        raise ModelError(f"{why}; {model_dir} is unchanged") from None
+    except Exception as e:  # httpx2.ConnectError and friends: not OSErrors
+        raise ModelError(f"cannot reach the Hub ({type(e).__name__}); {model_dir} is unchanged") from None
+    url = getattr(info, "commit_url", None) or str(info)
+    log(f"pushed {model_dir}/ to {repo_id}: {url}")
+    return url
+
+
+def main(argv=None):
+    from . import cli
+    p = cli.parser("Publish a trained model folder to the Hugging Face Hub.")
+    sub = p.add_subparsers(dest="command", required=True)
+    push_p = sub.add_parser("push", help="upload MODEL_DIR to REPO_ID with a generated model card")
+    push_p.add_argument("model_dir")
+    push_p.add_argument("repo_id")
+    push_p.add_argument("--private", action="store_true")
+    args = p.parse_args(argv)
+    cli.run(lambda: push(args.model_dir, args.repo_id, args.private))
+
+
+if __name__ == "__main__":
+    main()

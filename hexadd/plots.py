@@ -102,3 +102,30 @@ def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Pat
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="exact match")
     return _save(fig, out)
+
+
+def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:
+    """Run a+b (prompt plus the model's own greedy answer) with eager attention and plot every layer."""
+    import torch
+
+    from .decoding import decode
+    from .numbers import format_prompt
+
+    c = model.config
+    layers = list(range(c.n_layer)) if layers is None else layers
+    heads = list(range(c.n_head)) if heads is None else heads
+    answer = decode(model, tok, [(a, b)], "single")[0]
+    ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)])  # (1, T)
+    mask = torch.ones_like(ids)
+    positions = model.position_ids(ids, mask)
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")  # sdpa returns no attention weights
+    try:
+        with torch.no_grad():
+            att = model(ids, attention_mask=mask, position_ids=positions, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation(previous)
+    tokens = tok.convert_ids_to_tokens(ids[0].tolist())
+    shown = f"{a}+{b}={answer.value if answer.value is not None else '?'}"
+    title = f"{shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"
+    return shown, attention_figures([x[0] for x in att], tokens, positions[0].tolist(), title, Path(out_dir), layers, heads)

@@ -207,13 +207,38 @@ class Batches:
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, log=print) -> dict:
-    """Train per `cfg`; `stop_after` ends the run early at that step, with a checkpoint to resume from."""
+def train_step(model, optimizer, scheduler, split: Split, idx: torch.Tensor, grad_clip: float):
+    """One optimizer step on the rows `idx` of `split`."""
+    out = model(split.input_ids[idx], attention_mask=split.attention_mask[idx], labels=split.labels[idx])
+    out.loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return out
+
+
+@dataclass
+class Setup:
+    """Everything a run needs before its first step."""
+    model: HexAddForCausalLM
+    tok: object
+    train_split: Split
+    held_split: Split
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batches: Batches
+    max_steps: int
+    n_params: int
+
+
+def prepare(cfg: TrainConfig, log=print) -> Setup:
+    """Seed, load data and tokenizer, check them against the config, and build model, optimizer and schedule."""
     t = cfg.training
     torch.set_num_threads(t.threads or os.cpu_count())
     torch.manual_seed(t.seed)
-    data_dir, model_dir, run_dir = Path(cfg.data.dir), Path(cfg.output.model_dir), Path(cfg.output.run_dir)
-
+    data_dir, model_dir = Path(cfg.data.dir), Path(cfg.output.model_dir)
     meta = load_meta(data_dir)
     tok = load_tokenizer(model_dir)
     check_tokenizer(tok, meta.base)
@@ -231,6 +256,17 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=(0.9, 0.99))
     scheduler = get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, num_warmup_steps=min(t.warmup_steps, max_steps), num_training_steps=max_steps, min_lr_rate=t.min_lr_ratio)
+    return Setup(model, tok, train_split, held_split, optimizer, scheduler, batches, max_steps, n_params)
+
+
+def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, log=print) -> dict:
+    """Train per `cfg`; `stop_after` ends the run early at that step, with a checkpoint to resume from."""
+    t = cfg.training
+    data_dir, model_dir, run_dir = Path(cfg.data.dir), Path(cfg.output.model_dir), Path(cfg.output.run_dir)
+    run = prepare(cfg, log)
+    model, tok, optimizer, scheduler, batches, max_steps = (run.model, run.tok, run.optimizer, run.scheduler,
+                                                            run.batches, run.max_steps)
+    train_split, held_split, n_params = run.train_split, run.held_split, run.n_params
 
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / METRICS_FILE
@@ -250,14 +286,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
     bar = tqdm(total=max_steps, initial=step, desc="training", unit="step", dynamic_ncols=True, disable=None)
     while step < max_steps and not done:
         t0 = time.perf_counter()
-        idx = batches(step)
-        out = model(train_split.input_ids[idx], attention_mask=train_split.attention_mask[idx], labels=train_split.labels[idx])
-        out.loss.backward()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        out = train_step(model, optimizer, scheduler, train_split, batches(step), t.grad_clip)
         step += 1
         elapsed += time.perf_counter() - t0
         bar.update(1)
@@ -292,14 +321,18 @@ def _finish(run_dir: Path, model_dir: Path, held_out: Path, log) -> None:
     from .decoding import default_mode
     from .evaluation import evaluate_file, report, write_outputs
     from .loading import load_model
-    from .plots import training_curves
+    from .plots import problem_attention, training_curves
 
     training_curves(run_dir / METRICS_FILE, run_dir / "training_curves.png")
-    for name in (METRICS_FILE, "training_curves.png"):
-        shutil.copyfile(run_dir / name, model_dir / name)
+    shutil.copyfile(run_dir / METRICS_FILE, model_dir / METRICS_FILE)
+    shutil.copyfile(run_dir / "training_curves.png", model_dir / "training_curves.png")
+    shutil.copyfile(run_dir / "config.yaml", model_dir / "training_config.yaml")
     model, tok = load_model(str(model_dir))
     result = evaluate_file(model, tok, held_out, default_mode(model))
     write_outputs(result, model_dir, held_out.name)
+    hi = model.config.max_operand
+    a, b = (101, 1002) if hi >= 1002 else (hi // 3, hi)  # the README's example, when in range
+    problem_attention(model, tok, a, b, model_dir / "attention_visualizations")
     log(report(result))
 
 

@@ -15,11 +15,14 @@ TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_p
               "training.max_steps=1500", "training.eval_interval=100", "training.threads=2"]
 
 
-def run_script(script: str, *args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess:
-    """Run one of the project's scripts as a user would, from `cwd`."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, input=input, timeout=600)
+def run_script(script: str, *args: str, cwd: Path, input: str | None = None, env: dict | None = None,
+               module: bool = False) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts (or `python -m module`) as a user would, from `cwd`; offline unless `env` says otherwise."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
+                "HF_HUB_DISABLE_TELEMETRY": "1", **(env or {})}
+    target = ["-m", script] if module else [str(ROOT / script)]
+    return subprocess.run([sys.executable, *target, *args], cwd=cwd, capture_output=True, text=True,
+                          env=full_env, input=input, timeout=600)
 
 
 def sets(*overrides: str) -> list[str]:

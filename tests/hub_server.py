@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 _API_RE = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit)/([^/]+)(/.*)?)?$")
 _RESOLVE_RE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
-# The client turns 401s carrying exactly this X-Error-Message into a plain auth error instead of
-# "repository not found", so it has to match the real Hub verbatim.
+# Verbatim from the real Hub: on https endpoints the client reads any other 401 on a repo URL as
+# "repository not found", but this X-Error-Message as a bad token.
 _BAD_TOKEN = "Invalid credentials in Authorization header"
 
 
@@ -34,8 +34,12 @@ class HubError(Exception):
     def __init__(self, status, message, code=None, headers=None):
         super().__init__(message)
         self.status, self.message = status, message
+        # Header values must be latin-1; repo paths in messages may not be.
+        header_message = message.encode("ascii", "backslashreplace").decode()
         # The client maps X-Error-Code to exception classes (RepoNotFound -> RepositoryNotFoundError...).
-        self.headers = {"X-Error-Message": message, **({"X-Error-Code": code} if code else {}), **(headers or {})}
+        self.headers = {"X-Error-Message": header_message, **(headers or {})}
+        if code:
+            self.headers["X-Error-Code"] = code
 
 
 def _json(payload, status=200):
@@ -101,11 +105,17 @@ class HubServer:
         self._httpd.server_close()
 
     def files(self, repo_id, revision="main"):
+        """{path: bytes} of the repo at `revision` (branch or commit sha)."""
         with self._lock:
             repo = self._repos[repo_id]
             return dict(repo.snapshots[repo.resolve(revision)])
 
+    def repos(self):
+        with self._lock:
+            return sorted(self._repos)
+
     def commits(self, repo_id):
+        """Commit shas, oldest first; the first is the empty commit made by create_repo."""
         with self._lock:
             return list(self._repos[repo_id].history)
 
@@ -134,7 +144,7 @@ class HubServer:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def handle(self, method, path, query, body, auth):
+    def _handle(self, method, path, query, body, auth):
         with self._lock:  # requests are tiny; one lock keeps commits atomic w.r.t. reads
             if path == "/api/repos/create" and method == "POST":
                 return self._create_repo(json.loads(body or b"{}"), auth)
@@ -273,11 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method):
-        # Always drain the body so an early error reply can't desync the connection.
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         url = urlsplit(self.path)
         try:
-            status, headers, payload = self.server.hub.handle(
+            status, headers, payload = self.server.hub._handle(
                 method, url.path, parse_qs(url.query), body, self.headers.get("Authorization"))
         except HubError as err:
             status, headers, payload = _json({"error": err.message}, status=err.status)

@@ -1,0 +1,131 @@
+"""Publishing and downloading through the real huggingface_hub client, against a local stand-in Hub."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import assert_one_line_error, run_script
+from hub_server import HubServer
+
+TOKEN = "hf_test_token_do_not_print"
+REPO = "tester/tiny-adder"
+
+
+@pytest.fixture()
+def hub(tmp_path):
+    with HubServer(tokens={TOKEN}, forbidden={"someone-else/adder"}) as server:
+        yield server
+
+
+def hub_env(hub, tmp_path, token=TOKEN, offline="0"):
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": offline, "HF_HOME": str(tmp_path / "hf_home"),
+           "HF_HUB_CACHE": str(tmp_path / "hf_cache")}
+    env["HF_TOKEN"] = token or ""
+    return env
+
+
+def model_copy(tiny_run, tmp_path):
+    shutil.copytree(tiny_run / "model", tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_push_then_load_by_repo_id_online_offline_and_without_the_package(tiny_run, hub, tmp_path):
+    model_dir = model_copy(tiny_run, tmp_path)
+    env = hub_env(hub, tmp_path)
+    pushed = run_script("hexadd.hub", "push", str(model_dir), REPO, cwd=tmp_path, env=env, module=True)
+    assert pushed.returncode == 0, pushed.stderr
+    files = hub.files(REPO)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "model.py", "positions.py", "README.md",
+                 "metrics.jsonl", "eval_results.json", "training_curves.png", "accuracy_by_length.png",
+                 "attention_visualizations/all_layers.png"):
+        assert name in files, name
+    assert files["model.safetensors"] == (model_dir / "model.safetensors").read_bytes()
+    # The model card holds the measured accuracy in its model-index.
+    card = files["README.md"].decode()
+    meta = yaml.safe_load(card.split("---")[1])
+    measured = json.loads((model_dir / "eval_results.json").read_text())["accuracy"]
+    metrics = meta["model-index"][0]["results"][0]["metrics"]
+    assert metrics[0]["type"] == "exact_match" and metrics[0]["value"] == measured
+    assert "trust_remote_code=True" in card and "+A+B+" in card
+    # The published model code imports nothing from this package.
+    for code in ("model.py", "positions.py"):
+        text = files[code].decode()
+        assert "hexadd." not in text.replace("hexadd-gpt2", "") and "from hexadd" not in text
+    # The token is never printed or written.
+    assert TOKEN not in pushed.stdout + pushed.stderr
+    assert all(TOKEN.encode() not in data for data in files.values())
+    assert not any(TOKEN in p.read_text(errors="ignore") for p in model_dir.rglob("*") if p.is_file())
+
+    local = run_script("inference.py", "--model", str(model_dir), "12+34", "99+1", "7+8", cwd=tmp_path)
+    online = run_script("inference.py", "--model", REPO, "12+34", "99+1", "7+8", cwd=tmp_path, env=env)
+    assert online.returncode == 0, online.stderr
+    assert online.stdout == local.stdout
+    hub.stop()  # from here on, only the cache can answer
+    offline = run_script("inference.py", "--model", REPO, "12+34", "99+1", "7+8", cwd=tmp_path,
+                         env=hub_env(hub, tmp_path, offline="1"))
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout == local.stdout
+
+    # Without the package: trust_remote_code and AutoTokenizer, in a process that cannot import hexadd.
+    script = f"""
+import sys, json, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained({REPO!r}, trust_remote_code=True).eval()
+tok = AutoTokenizer.from_pretrained({REPO!r})
+assert not any(m == "hexadd" or m.startswith("hexadd.") for m in sys.modules)
+ids = torch.tensor([tok.encode("+21+43+64+")])
+print(json.dumps(model(ids).logits[0].tolist()))
+"""
+    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    clean_env.update(hub_env(hub, tmp_path, offline="1"), HF_HUB_DISABLE_TELEMETRY="1")
+    remote = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=clean_env)
+    assert remote.returncode == 0, remote.stderr
+    import torch
+    from hexadd.loading import load_model
+    model, tok = load_model(str(model_dir))
+    expected = model(torch.tensor([tok.encode("+21+43+64+")])).logits[0]
+    assert torch.allclose(torch.tensor(json.loads(remote.stdout)), expected, atol=1e-5)
+
+
+def test_push_without_token_says_how_to_log_in(tiny_run, hub, tmp_path):
+    model_dir = model_copy(tiny_run, tmp_path)
+    before = sorted(p.name for p in model_dir.iterdir())
+    proc = run_script("hexadd.hub", "push", str(model_dir), REPO, cwd=tmp_path, env=hub_env(hub, tmp_path, token=None),
+                      module=True)
+    assert_one_line_error(proc, "not logged in", "hf auth login")
+    assert REPO not in hub.repos()
+    assert sorted(p.name for p in model_dir.iterdir()) == before
+
+
+def test_push_to_a_forbidden_repo(tiny_run, hub, tmp_path):
+    model_dir = model_copy(tiny_run, tmp_path)
+    proc = run_script("hexadd.hub", "push", str(model_dir), "someone-else/adder", cwd=tmp_path,
+                      env=hub_env(hub, tmp_path), module=True)
+    assert_one_line_error(proc, "no permission to write to someone-else/adder")
+    assert (model_dir / "model.safetensors").is_file()
+
+
+def test_push_with_the_hub_down_or_offline(tiny_run, hub, tmp_path):
+    model_dir = model_copy(tiny_run, tmp_path)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {**hub_env(hub, tmp_path), "HF_ENDPOINT": dead}
+    proc = run_script("hexadd.hub", "push", str(model_dir), REPO, cwd=tmp_path, env=env, module=True)
+    assert_one_line_error(proc, "cannot reach the Hub")
+    proc = run_script("hexadd.hub", "push", str(model_dir), REPO, cwd=tmp_path, env=hub_env(hub, tmp_path, offline="1"),
+                      module=True)
+    assert_one_line_error(proc, "HF_HUB_OFFLINE")
+    assert (model_dir / "model.safetensors").is_file()
+
+
+def test_trainer_push_without_token_stops_before_training(tmp_path, hub):
+    from conftest import ROOT
+    proc = run_script("trainer.py", "--config", str(ROOT / "train_config.yaml"), "--push", REPO, cwd=tmp_path,
+                      env=hub_env(hub, tmp_path, token=None))
+    assert_one_line_error(proc, "not logged in")
