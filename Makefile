@@ -23,7 +23,7 @@ train: venv
 
 infer: venv
 	$(PY) inference.py $(EXAMPLES)
-	$(PY) inference.py --eval
+	$(PY) inference.py --eval --eval-dir model
 
 attention: venv
 	$(PY) visualize_attention.py

@@ -5,6 +5,7 @@
   python3 inference.py --file problems.txt        (one a+b per line; - reads standard input)
   python3 inference.py --eval                     (exact match on the held-out file)
 """
+import re
 import sys
 from itertools import islice
 from pathlib import Path
@@ -31,7 +32,11 @@ def main():
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     p.add_argument("--allow-out-of-range", action="store_true", help="answer operands outside the trained range anyway")
     p.add_argument("--config", default="train_config.yaml", help="config naming the model and data folders")
-    args = p.parse_args()
+    args, unknown = p.parse_known_args()
+    for extra in unknown:  # `-3+4` looks like an option to argparse; it is a (negative) problem
+        if not re.match(r"-[0-9.]", extra):
+            p.error(f"unrecognized arguments: {extra}")
+        args.problems.append(extra)
     if not args.problems and args.file is None and args.eval is None:
         raise ConfigError("give problems (1234+5678), --file PATH or --eval")
     if args.batch_size < 1:

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))
 TINY_DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]
 TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_positions=16",
               "training.batch_size=64", "training.learning_rate=0.003", "training.warmup_steps=50",
-              "training.max_steps=1500", "training.eval_interval=100", "training.threads=2"]
+              "training.max_steps=1200", "training.eval_interval=100", "training.threads=2"]
 
 
 def run_script(script: str, *args: str, cwd: Path, input: str | None = None, env: dict | None = None,
