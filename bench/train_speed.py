@@ -54,7 +54,7 @@ def measure(config_path, steps: int, warmup: int = 5) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--steps", type=int, default=20)
     args = p.parse_args()
     need_data()
     peak32 = matmul_peak("float32")
