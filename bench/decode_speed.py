@@ -41,6 +41,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--problems", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--sweep", type=int, nargs="*", default=[1, 8, 64, 256], help="batch sizes to compare modes at")
     args = p.parse_args()
     need_data()
     import torch
@@ -69,6 +70,19 @@ def main():
               f"{r['passes_per_answer']:.2f} passes/answer, exact match {r['accuracy']:.4%}, "
               f"same answers as single {r['same_answers_as_single']:.4%}")
 
+    # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers.
+    sweep = {}
+    for batch in args.sweep:
+        subset = pairs[:min(len(pairs), 400 * batch)]
+        row = {}
+        for mode in modes:
+            t0 = time.perf_counter()
+            decode(model, tok, subset, mode, batch)
+            row[mode] = len(subset) / (time.perf_counter() - t0)
+        sweep[batch] = {"problems": len(subset), "problems_per_s": row,
+                        "speed_vs_single": {m: row[m] / row["single"] for m in modes}}
+        print(f"batch {batch:>5}: " + ", ".join(f"{m} {row[m]:.0f}/s ({row[m] / row['single']:.2f}x)" for m in modes))
+
     with tempfile.TemporaryDirectory() as tmp:
         problems = Path(tmp) / "problems.txt"
         problems.write_text("".join(f"{a}+{b}\n" for a, b in pairs))
@@ -78,7 +92,8 @@ def main():
             cli[mode] = {"wall_s": wall, "problems_per_s": len(pairs) / wall, "peak_rss_mb": rss}
             print(f"inference.py --file ({len(pairs):,} problems, --decode {mode}): {wall:.1f}s, "
                   f"{len(pairs) / wall:.0f} problems/s end to end, peak RSS {rss:.0f} MB")
-    save("decode_speed", {"problems": len(pairs), "batch_size": args.batch_size, "modes": rows, "cli": cli})
+    save("decode_speed", {"problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
+                          "batch_sweep": sweep, "cli": cli})
 
 
 if __name__ == "__main__":
