@@ -79,20 +79,24 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
             new, count = guess[:, :, -1].T, torch.full((B,), n)
             feed = new
         else:
-            if n_pass == 1:
+            if n_pass == 1:  # the prompt: head 1 gives the first token, heads 2..n its first drafts
+                slot, kept = torch.full((B,), feed.shape[1] - 1), torch.empty(B, 0, dtype=torch.long)
                 accepted = torch.zeros(B, dtype=torch.long)
             else:
                 # Draft i is kept while head 1, reading the slot before it, would have written it too.
                 agree = guess[0, :, :-1] == feed[:, 1:]                            # (B, k-1)
                 accepted = agree.long().cumprod(dim=1).sum(dim=1)                  # (B,)
-                rejected = torch.arange(k) > accepted[:, None]                     # (B, k) fed slots to forget
-                mask[:, -k:] &= ~rejected
-            rows = torch.arange(B)
-            last = guess[:, rows, (accepted if n_pass > 1 else torch.full((B,), -1))]  # (n, B) at the last kept slot
+                mask[:, -k:] &= torch.arange(k) <= accepted[:, None]               # forget rejected slots
+                # Slots every row rejected leave the cache for good: fewer holes, and none at batch size 1.
+                trim = int(k - 1 - accepted.max())
+                if trim:
+                    cache.crop(-trim)
+                    tokens, mask = tokens[:, :-trim], mask[:, :-trim]
+                slot, kept = accepted, feed[:, 1:]
+            last = guess[:, torch.arange(B), slot]                                 # (n, B) at the last kept slot
             bonus, drafts = last[0], last[1:].T                                    # (B,), (B, n-1)
-            new = torch.cat([feed[:, 1:], torch.full((B, 1), pad)], dim=1) if n_pass > 1 else torch.full((B, k), pad)
-            new = new.scatter(1, accepted[:, None], bonus[:, None])                # kept drafts, then head 1's token
-            count = accepted + 1
+            new = torch.cat([kept, torch.full((B, 1), pad)], dim=1).scatter(1, accepted[:, None], bonus[:, None])
+            count = accepted + 1                                                   # kept drafts, then head 1's token
             feed = torch.cat([bonus[:, None], drafts], dim=1)
 
         # Append this pass's tokens to the rows still writing.

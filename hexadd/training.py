@@ -132,7 +132,7 @@ def param_groups(model, weight_decay: float):
 
 # ---------------------------------------------------------------- checkpoints (safetensors + JSON, no pickle)
 
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, best: dict) -> None:
+def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, best: dict, train_time_s: float) -> None:
     """Write checkpoint-{step}/ completely, then point `latest.json` at it; a kill leaves the previous one usable."""
     ckpt = run_dir / f"checkpoint-{step}"
     shutil.rmtree(ckpt, ignore_errors=True)
@@ -142,7 +142,8 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, best:
     tensors["torch_rng_state"] = torch.get_rng_state()
     save_file(tensors, ckpt / "optimizer.safetensors")
     write_json(ckpt / "trainer_state.json", {
-        "step": step, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict(), "best": best})
+        "step": step, "train_time_s": train_time_s, "param_groups": opt["param_groups"],
+        "scheduler": scheduler.state_dict(), "best": best})
     previous = _latest(run_dir)
     write_json(run_dir / "latest.json", {"checkpoint": ckpt.name})
     if previous is not None and previous != ckpt:
@@ -156,7 +157,7 @@ def _latest(run_dir: Path) -> Path | None:
         return None
 
 
-def load_checkpoint(run_dir: Path, model, optimizer, scheduler) -> tuple[int, dict]:
+def load_checkpoint(run_dir: Path, model, optimizer, scheduler) -> tuple[int, dict, float]:
     ckpt = _latest(run_dir)
     if ckpt is None or not (ckpt / "trainer_state.json").is_file():
         raise DataError(f"--resume: no checkpoint in {run_dir}")
@@ -171,7 +172,7 @@ def load_checkpoint(run_dir: Path, model, optimizer, scheduler) -> tuple[int, di
         opt_state.setdefault(int(i), {})[name] = v
     optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
     scheduler.load_state_dict(state["scheduler"])
-    return state["step"], state["best"]
+    return state["step"], state["best"], state["train_time_s"]
 
 
 def save_model(model, tok, model_dir: Path, extra_files: dict[str, Path] = {}) -> None:
@@ -270,9 +271,9 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
 
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / METRICS_FILE
-    step, best = 0, {"accuracy": -1.0, "loss": math.inf, "step": 0}
+    step, best, elapsed = 0, {"accuracy": -1.0, "loss": math.inf, "step": 0}, 0.0
     if resume:
-        step, best = load_checkpoint(run_dir, model, optimizer, scheduler)
+        step, best, elapsed = load_checkpoint(run_dir, model, optimizer, scheduler)
         _truncate_metrics(metrics_path, step)
         log(f"resumed from step {step}")
     else:
@@ -282,7 +283,6 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
 
     model.train()
     done = best["accuracy"] >= 1.0 and t.early_stop
-    elapsed = 0.0
     bar = tqdm(total=max_steps, initial=step, desc="training", unit="step", dynamic_ncols=True, disable=None)
     while step < max_steps and not done:
         t0 = time.perf_counter()
@@ -308,7 +308,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
         if stop_after is not None and step >= stop_after:
             done = True
         if step % t.checkpoint_interval == 0 or done or step == max_steps:
-            save_checkpoint(run_dir, step, model, optimizer, scheduler, best)
+            save_checkpoint(run_dir, step, model, optimizer, scheduler, best, elapsed)
     bar.close()
     if best["step"] > 0:
         _finish(run_dir, model_dir, data_dir / HELD_OUT_FILE, log)
