@@ -5,6 +5,7 @@
   python3 inference.py --file problems.txt        (one a+b per line; - reads standard input)
   python3 inference.py --eval                     (exact match on the held-out file)
 """
+import os
 import re
 import sys
 from itertools import islice
@@ -18,7 +19,6 @@ from hexadd.numbers import parse_decimal_problem
 
 def main():
     p = cli.parser(__doc__)
-    p.formatter_class = __import__("argparse").RawDescriptionHelpFormatter
     p.add_argument("problems", nargs="*", help="problems like 1234+5678")
     p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
     p.add_argument("--eval", nargs="?", const="", metavar="PATH",
@@ -54,7 +54,6 @@ def main():
     logging.disable_progress_bar()
     from hexadd.decoding import decode, default_mode
     from hexadd.loading import load_model
-    import os
     torch.set_num_threads(args.threads or os.cpu_count())
 
     model, tok = load_model(args.model or cfg.output.model_dir, args.revision)
@@ -68,7 +67,7 @@ def main():
     def answer(batch):
         for ans in decode(model, tok, batch, mode, args.batch_size):
             if ans.value is None:
-                print(f"{ans.a}+{ans.b}=?", flush=False)
+                print(f"{ans.a}+{ans.b}=?")
                 print(f"note: {ans.a}+{ans.b}: {ans.note}", file=sys.stderr)
             else:
                 print(f"{ans.a}+{ans.b}={ans.value}")

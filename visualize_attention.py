@@ -3,8 +3,6 @@
 
   python3 visualize_attention.py 101+1002 --out attention_visualizations
 """
-import argparse
-
 from hexadd import cli
 from hexadd.config import TrainConfig, load
 from hexadd.errors import ConfigError, HexaddError
@@ -28,7 +26,6 @@ def _indices(text: str | None, count: int, what: str) -> list[int]:
 
 def main():
     p = cli.parser(__doc__)
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("problem", nargs="?", default=DEFAULT_PROBLEM, help=f"a+b in decimal (default {DEFAULT_PROBLEM})")
     p.add_argument("--model", help="local model folder or Hub repo id (default: output.model_dir of the config)")
     p.add_argument("--revision", help="Hub revision when --model is a repo id")

@@ -23,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    return _Parser(description=description)
+    # Raw: the scripts' docstrings hold usage examples whose line breaks matter.
+    return _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def run(main: Callable[[], None]) -> None:
