@@ -66,7 +66,8 @@ def model_card(model_dir: Path, repo_id: str):
                          tags=["hexadd", "arithmetic", "addition", "gpt2"], eval_results=results or None)
 
     from .numbers import format_problem, format_prompt
-    example, prompt = format_problem(4095 % (hi + 1), 1, base), format_prompt(4095 % (hi + 1), 1, base)
+    a = min(4095, hi)  # FFF+1 in base 16: a carry through every digit
+    example, prompt = format_problem(a, 1, base), format_prompt(a, 1, base)
     n_params = _parameter_count(model_dir)
     train_cfg = model_dir / "training_config.yaml"
     lines = [
@@ -76,7 +77,7 @@ def model_card(model_dir: Path, repo_id: str):
         f"{config['n_head']} attention heads, {config['n_predict']} prediction heads, `{config['position_scheme']}` positions.",
         "", "## Format", "",
         f"A problem is `+A+B+C+`; the model is given the prompt `+A+B+` and writes `C+`. "
-        f"Example: {4095 % (hi + 1)} + 1 → `{example}` (prompt `{prompt}`).",
+        f"Example: {a} + 1 → `{example}` (prompt `{prompt}`).",
         "Position ids are block positions: each digit's index inside its own number, `+` gets 0. "
         "The model computes them itself from `input_ids` when none are given.",
         "", "## Results", "",
