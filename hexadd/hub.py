@@ -136,14 +136,12 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) 
     """Write the model card into `model_dir`, then create the repo and upload the folder. Returns the commit url."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
-    from .loading import REPO_ID, REQUIRED
+    from .loading import REPO_ID, check_complete
 
     model_dir = Path(model_dir)
     if not REPO_ID.match(repo_id):
         raise ModelError(f"{repo_id!r} is not a Hub repo id (user/name)")
-    missing = [f for f in REQUIRED if not (model_dir / f).is_file()]
-    if missing:
-        raise ModelError(f"model folder {model_dir} is incomplete: missing {', '.join(missing)}")
+    check_complete(model_dir, str(model_dir))
     token = get_token()
     if token is None:
         raise ModelError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN; nothing was uploaded")

@@ -21,12 +21,17 @@ def resolve(model: str, revision: str | None = None) -> Path:
     return download(model, revision)
 
 
+def check_complete(path: Path, name: str) -> None:
+    """A model folder must hold weights, config and tokenizer before it is loaded or published."""
+    missing = [f for f in REQUIRED if not (path / f).is_file()]
+    if missing:
+        raise ModelError(f"model folder {name} is incomplete: missing {', '.join(missing)}")
+
+
 def load_model(model: str, revision: str | None = None):
     """(model, tokenizer) in eval mode; weights only from safetensors."""
     path = resolve(model, revision)
-    missing = [f for f in REQUIRED if not (path / f).is_file()]
-    if missing:
-        raise ModelError(f"model folder {model} is incomplete: missing {', '.join(missing)}")
+    check_complete(path, model)
     try:
         raw = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError:

@@ -84,7 +84,6 @@ def evaluate(model, split: Split, batch_size: int = 2048) -> dict:
         "loss": (loss_sum.sum() / (tokens * n)).item(),
         "head_losses": (loss_sum / tokens).tolist(),
         "head_exact": correct.float().mean(0).tolist(),  # head j teacher-forced, every answer token right
-        "correct": head1,
     }
 
 
@@ -175,13 +174,13 @@ def load_checkpoint(run_dir: Path, model, optimizer, scheduler) -> tuple[int, di
     return state["step"], state["best"], state["train_time_s"]
 
 
-def save_model(model, tok, model_dir: Path, extra_files: dict[str, Path] = {}) -> None:
+def save_model(model, tok, model_dir: Path, extra_files: dict[str, Path] | None = None) -> None:
     """Save weights, config and tokenizer into a scratch folder, then move each file into place atomically."""
     tmp = model_dir.parent / f".{model_dir.name}.saving"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    for name, src in extra_files.items():
+    for name, src in (extra_files or {}).items():
         if src.is_file():
             shutil.copyfile(src, tmp / name)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -296,7 +295,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
             record = {"step": step, "train_time_s": round(elapsed, 3), "samples_per_s": round(step * batches.batch_size / elapsed, 1),
                       "lr": scheduler.get_last_lr()[0], "train_loss": out.loss.item(),
                       "train_head_losses": out.head_losses.tolist(),
-                      **{k: v for k, v in ev.items() if k != "correct"}}
+                      **ev}
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{out.loss.item():.4f}", held_out=f"{ev['accuracy']:.4f}",
