@@ -118,6 +118,7 @@ class TrainingConfig:
     epochs: float | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    balance_lengths: bool = False
     eval_interval: int = 100
     checkpoint_interval: int = 500
     early_stop: bool = True

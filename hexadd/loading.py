@@ -51,4 +51,7 @@ def load_model(model: str, revision: str | None = None):
         except (OSError, ValueError, RuntimeError) as e:
             raise ModelError(f"{model}: the weights could not be loaded ({type(e).__name__})") from None
     check_tokenizer(tok, model_obj.config.base)
+    # Eager attention decodes faster than sdpa on CPU at these sizes, most of all with the masked
+    # slots verified decoding leaves (bench/decode_speed.py).
+    model_obj.set_attn_implementation("eager")
     return model_obj, tok

@@ -8,7 +8,7 @@ from hexadd.errors import ConfigError
 def test_shipped_configs_load():
     data = load(DataConfig, ROOT / "data_config.yaml")
     train = load(TrainConfig, ROOT / "train_config.yaml")
-    assert data.numbers.base == 16 and data.numbers.max_operand == 9999 and data.problems.count == 100_000
+    assert data.numbers.base == 16 and data.numbers.max_operand == 9999 and data.problems.count == 300_000
     assert train.model.n_predict == 2 and train.model.positions == "block"
 
 

@@ -1,12 +1,13 @@
 import json
 
 import pytest
+import torch
 
 from conftest import ROOT, TINY_DATA, TINY_MODEL, assert_one_line_error, run_script, sets
 from hexadd.config import TrainConfig, load
 from hexadd.data import HELD_OUT_FILE, load_meta
 from hexadd.loading import load_model
-from hexadd.training import evaluate, load_split
+from hexadd.training import Batches, evaluate, length_pair_weights, load_split
 
 
 def test_tiny_model_learns_held_out_addition(tiny_run):
@@ -73,3 +74,24 @@ def test_tokenizer_without_digit_tokens_is_rejected(tmp_path):
     (tmp_path / "model/tokenizer.json").write_text(json.dumps(tj))
     proc = run_script("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "missing digit tokens 7")
+
+
+def test_length_pairs_are_drawn_equally_often():
+    # Base 16: 16 one-digit + one-digit problems against 984 with a three-digit operand.
+    operands = torch.tensor([(a, b) for a in range(16) for b in (1, 2, 3, 4)] +
+                            [(a, b) for a in range(256, 1240) for b in (7,)])
+    w = length_pair_weights(operands, 16)
+    short = (operands < 16).all(1)
+    assert torch.isclose(w[short].sum(), w[~short].sum()) and len(set(w[short].tolist())) == 1
+
+    batches = Batches(len(operands), 50, seed=1, weights=w)
+    drawn = torch.cat([batches(s) for s in range(200)])
+    assert 0.45 < short[drawn].float().mean() < 0.55  # 6% of the rows, half of what is drawn
+    assert torch.equal(Batches(len(operands), 50, seed=1, weights=w)(150), batches(150))  # fixed by (seed, step)
+
+
+def test_unweighted_batches_are_an_epoch_permutation():
+    batches = Batches(1000, 64, seed=3)
+    epoch = torch.cat([batches(s) for s in range(batches.per_epoch)])
+    assert len(set(epoch.tolist())) == len(epoch) == 15 * 64
+    assert torch.equal(Batches(1000, 64, seed=3)(20), batches(20))
