@@ -275,7 +275,7 @@ def prepare(cfg: TrainConfig, log=print) -> Setup:
     weights = length_pair_weights(train_split.operands, meta.base) if t.balance_lengths else None
     batches = Batches(len(train_split), t.batch_size, t.seed, weights)
     max_steps = t.max_steps if t.max_steps is not None else math.ceil(t.epochs * batches.per_epoch)
-    # Eager attention: at these sizes (head dim 32, under 20 tokens) it trains faster than sdpa on CPU
+    # Eager attention: at these sizes (head dim 32, under 20 tokens) sdpa gains nothing on CPU
     # (bench/train_speed.py measures both); fused AdamW is one kernel for all parameters.
     model.set_attn_implementation("eager")
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=(0.9, 0.99), fused=True)
