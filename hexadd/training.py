@@ -18,7 +18,7 @@ from .data import HELD_OUT_FILE, TRAIN_FILE, DataMeta, load_meta, read_problems
 from .errors import ConfigError, DataError
 from .io import atomic_open, write_json
 from .model import BLOCK_SCHEMES, HexAddConfig, HexAddForCausalLM
-from .numbers import to_base
+from .numbers import num_digits
 from .positions import block_position_ids
 from .tokenization import check_tokenizer, digit_token_ids, load_tokenizer, separator_id
 
@@ -222,7 +222,7 @@ def length_pair_weights(operands: torch.Tensor, base: int) -> torch.Tensor:
     problems (256 one-digit + one-digit pairs in base 16), so such pairs are rare in train.txt
     and were where held-out answers went wrong; weighting by length pair repeats them instead.
     """
-    longest = len(to_base(int(operands.max()), base))
+    longest = num_digits(int(operands.max()), base)
     digits = 1 + sum(((operands >= base**k).long() for k in range(1, longest)), torch.zeros_like(operands))  # (N, 2)
     _, pair, count = torch.unique(digits, dim=0, return_inverse=True, return_counts=True)
     return 1.0 / count[pair].double()
