@@ -4,6 +4,8 @@
   python3 inference.py 1234+5678 "4095 + 1"
   python3 inference.py --file problems.txt        (one a+b per line; - reads standard input)
   python3 inference.py --eval                     (exact match on the held-out file)
+  python3 inference.py --certify                  (exact match on 10^6 problems sampled from the whole range)
+  python3 inference.py --certify all              (on every problem in the range)
 """
 import os
 import re
@@ -12,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 
 from hexadd import cli
+from hexadd.certify import DEFAULT_SAMPLES
 from hexadd.config import TrainConfig, load
 from hexadd.errors import ConfigError, HexaddError
 from hexadd.numbers import parse_decimal_problem
@@ -23,13 +26,19 @@ def main():
     p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
     p.add_argument("--eval", nargs="?", const="", metavar="PATH",
                    help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ lines")
-    p.add_argument("--eval-dir", help="where --eval writes accuracy_by_length.png and eval_results.json (default: .)")
+    p.add_argument("--certify", nargs="?", const=str(DEFAULT_SAMPLES), metavar="N|all",
+                   help=f"exact match on N problems sampled uniformly from the whole trained range "
+                        f"(default {DEFAULT_SAMPLES:,}), or on every one of them with 'all'")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --certify sample (default 0)")
+    p.add_argument("--eval-dir", help="where --eval and --certify write their results "
+                                      "(default: the model folder; for a Hub model, the current folder)")
     p.add_argument("--model", help="local model folder or Hub repo id user/name (default: output.model_dir of the config)")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) when --model is a repo id")
     p.add_argument("--decode", choices=["single", "multi", "verified"],
                    help="decoding mode (default: verified when the model has several heads, else single)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    p.add_argument("--device", default="auto", help="auto (the best present), cpu, cuda, cuda:N or mps")
     p.add_argument("--allow-out-of-range", action="store_true", help="answer operands outside the trained range anyway")
     p.add_argument("--config", default="train_config.yaml", help="config naming the model and data folders")
     args, unknown = p.parse_known_args()
@@ -37,8 +46,9 @@ def main():
         if not re.match(r"-[0-9.]", extra):
             p.error(f"unrecognized arguments: {extra}")
         args.problems.append(extra)
-    if not args.problems and args.file is None and args.eval is None:
-        raise ConfigError("give problems (1234+5678), --file PATH or --eval")
+    if not args.problems and args.file is None and args.eval is None and args.certify is None:
+        raise ConfigError("give problems (1234+5678), --file PATH, --eval or --certify")
+    samples = _certify_count(args.certify)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     pairs = []
@@ -49,6 +59,8 @@ def main():
             raise HexaddError(str(e)) from None
 
     cfg = load(TrainConfig, args.config) if args.model is None or args.eval == "" else None
+    from hexadd.devices import pick_device
+    device = pick_device(args.device, "--device")
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
@@ -56,7 +68,11 @@ def main():
     from hexadd.loading import load_model
     torch.set_num_threads(args.threads or os.cpu_count())
 
-    model, tok = load_model(args.model or cfg.output.model_dir, args.revision)
+    model_arg = args.model or cfg.output.model_dir
+    model, tok = load_model(model_arg, args.revision)
+    model.to(device)
+    local = Path(model_arg).is_dir()
+    out = Path(args.eval_dir) if args.eval_dir else (Path(model_arg) if local else Path("."))
     c = model.config
     mode = args.decode or default_mode(model)
     known = f"{c.min_operand}..{c.max_operand}"
@@ -109,11 +125,29 @@ def main():
         path = Path(args.eval) if args.eval else Path(cfg.data.dir) / "held_out.txt"
         result = evaluate_file(model, tok, path, mode, args.batch_size)
         print(report(result))
-        out = Path(args.eval_dir) if args.eval_dir else Path(".")
         write_outputs(result, out, path.name)
         print(f"wrote {out / 'accuracy_by_length.png'} and {out / 'eval_results.json'}")
+    if args.certify is not None:
+        from hexadd import certify
+        cert = certify.certify(model, tok, samples, seed=args.seed, batch_size=max(args.batch_size, 4096),
+                               wrong_path=out / certify.WRONG_FILE)
+        print(certify.report(cert))
+        print(f"wrote {certify.save(cert, out)} and {out / certify.WRONG_FILE}")
     if bad_lines:
         sys.exit(1)
+
+
+def _certify_count(text: str | None) -> int | None:
+    """--certify N or all -> N, or None for every problem."""
+    if text is None or text == "all":
+        return None
+    try:
+        n = int(float(text)) if "e" in text.lower() else int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise ConfigError(f"--certify: expected a number of problems or 'all', got {text!r}") from None
+    if n < 1:
+        raise ConfigError(f"--certify: needs at least 1 problem, got {n}")
+    return n
 
 
 def _open(path):

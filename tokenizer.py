@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the BPE tokenizer on the training problems and save it into the model folder."""
+"""Train the BPE tokenizer on the training problems and save it to tokenizer.dir (trainer.py reads it from there)."""
 from pathlib import Path
 
 from hexadd import cli
@@ -21,7 +21,7 @@ def main():
     bad = next((line for line, back in zip(lines, decoded) if back != line), None)
     if bad is not None:
         raise DataError(f"the trained tokenizer does not round-trip {bad!r}")
-    out = Path(cfg.output.model_dir)
+    out = Path(cfg.tokenizer.dir)
     tok.save_pretrained(str(out))
     print(f"tokenizer: {len(tok)} tokens ({len(digit_token_ids(tok))} digit tokens), "
           f"round-trips all {len(lines):,} training lines; saved to {out}/")

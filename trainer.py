@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
 """Train the GPT-2 adder on the generated problems and save the best model in Hugging Face format."""
+import signal
+
 from hexadd import cli
 from hexadd.config import TrainConfig, load
 
@@ -24,10 +26,16 @@ def main():
     logging.disable_progress_bar()
     from hexadd.training import train  # heavy imports only after the config is known to be good
 
+    # A scheduler's SIGTERM stops the run like Ctrl-C: with a checkpoint to resume from.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = train(cfg, resume=args.resume, stop_after=args.stop_after)
     best = result["best"]
-    print(f"trained {result['steps']} steps in {result['train_time_s']:.1f}s ({result['samples_per_s']:.0f} samples/s); "
-          f"best held-out exact match {best['accuracy']:.2%} at step {best['step']}; saved to {cfg.output.model_dir}/")
+    if best["step"] == 0:
+        print(f"trained {result['steps']} steps; no evaluation yet, so no model saved")
+        return
+    print(f"trained {result['steps']} steps in {result['train_time_s']:.1f}s ({result['samples_per_s']:.0f} samples/s), "
+          f"stopped by {result['stopped_by']}; model of step {best['step']} (held-out exact match {best['accuracy']:.2%}) "
+          f"saved to {cfg.output.model_dir}/")
     if cfg.hub.push:
         from hexadd.hub import push
         push(cfg.output.model_dir, cfg.hub.repo_id, cfg.hub.private)

@@ -43,5 +43,5 @@ def save(name: str, result: dict) -> Path:
 
 
 def need_data():
-    if not (ROOT / "data" / "train.txt").is_file() or not (ROOT / "model" / "tokenizer.json").is_file():
-        sys.exit("run `make data tokenizer` first (the benchmarks use data/ and the tokenizer in model/)")
+    if not (ROOT / "data" / "train.txt").is_file() or not (ROOT / "tokenizer" / "tokenizer.json").is_file():
+        sys.exit("run `make data tokenizer` first (the benchmarks use data/ and tokenizer/)")

@@ -34,8 +34,8 @@ def run(main: Callable[[], None]) -> None:
     except HexaddError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:
         # `inference.py ... | head` closes stdout early: not an error.

@@ -37,10 +37,10 @@ class NumbersConfig:
 
 @dataclass
 class ProblemsConfig:
-    count: int = 100_000
+    count: int = 300_000
     exhaustive: bool = False
     sampling: str = "length"
-    held_out_fraction: float = 0.05
+    held_out_fraction: float = 0.0167
     seed: int = 0
 
     def validate(self, at):
@@ -75,6 +75,7 @@ class TrainDataConfig:
 class TokenizerConfig:
     # None: every character is its own token. An integer lets BPE merge digits up to that size.
     vocab_size: int | None = None
+    dir: str = "tokenizer"  # written by tokenizer.py, read by trainer.py, copied into the model folder
 
     def validate(self, at):
         if self.vocab_size is not None and self.vocab_size < 1:
@@ -83,8 +84,8 @@ class TokenizerConfig:
 
 @dataclass
 class ModelConfig:
-    n_embd: int = 64
-    n_layer: int = 2
+    n_embd: int = 128
+    n_layer: int = 3
     n_head: int = 4
     n_positions: int = 32
     n_predict: int = 2
@@ -110,20 +111,26 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    min_lr_ratio: float = 0.1
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    min_lr_ratio: float = 0.01
     warmup_steps: int = 100
-    max_steps: int | None = 2000
+    max_steps: int | None = 2400
     epochs: float | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    balance_lengths: bool = False
+    balance_lengths: bool = True
     eval_interval: int = 100
+    fresh_eval: int = 10_000
+    replay: float = 0.1
+    stop_clean_evals: int = 3
+    certify: int = 100_000
     checkpoint_interval: int = 500
     early_stop: bool = True
     seed: int = 0
     threads: int = 0
+    device: str = "auto"
+    precision: str = "auto"
 
     def validate(self, at):
         for key in ("batch_size", "eval_interval", "checkpoint_interval"):
@@ -133,7 +140,14 @@ class TrainingConfig:
             raise ConfigError(f"{at}.learning_rate: must be > 0, got {self.learning_rate}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"{at}.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "threads"):
+        if not 0 <= self.replay < 1:
+            raise ConfigError(f"{at}.replay: must be in [0, 1), got {self.replay}")
+        from .devices import DEVICES, PRECISIONS
+        if self.device.split(":", 1)[0] not in DEVICES:
+            raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ConfigError(f"{at}.precision: must be auto or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "threads", "fresh_eval", "stop_clean_evals", "certify"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
         if (self.max_steps is None) == (self.epochs is None):

@@ -47,24 +47,25 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     base, reverse, n = cfg.base, cfg.reverse, cfg.n_predict
     sep, pad = separator_id(tok), tok.pad_token_id
     B = len(pairs)
+    dev = next(model.parameters()).device
 
     # Left-pad the prompts `+A+B+` so every row's next token lands in the same column.
     encoded = [tok.encode(format_prompt(a, b, base, reverse)) for a, b in pairs]
     width = max(map(len, encoded))
-    tokens = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])                          # (B, L)
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])                    # (B, L)
+    tokens = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=dev)                          # (B, L)
+    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=dev)                    # (B, L)
     # An answer has at most one digit more than the longer operand, then `+`.
-    limit = torch.tensor([max(num_digits(a, base), num_digits(b, base)) + 2 for a, b in pairs])    # (B,)
+    limit = torch.tensor([max(num_digits(a, base), num_digits(b, base)) + 2 for a, b in pairs], device=dev)    # (B,)
 
     k = 1 if mode == "single" else n                    # tokens fed per pass after the prompt
-    written = torch.full((B, int(limit.max()) + k + 1), pad)  # the answer tokens; last column is scratch
-    length = torch.zeros(B, dtype=torch.long)
-    passes = torch.zeros(B, dtype=torch.long)
-    finished = torch.zeros(B, dtype=torch.bool)
+    written = torch.full((B, int(limit.max()) + k + 1), pad, device=dev)  # the answer tokens; last column is scratch
+    length = torch.zeros(B, dtype=torch.long, device=dev)
+    passes = torch.zeros(B, dtype=torch.long, device=dev)
+    finished = torch.zeros(B, dtype=torch.bool, device=dev)
     cache = DynamicCache(config=cfg)
     feed, n_pass = tokens, 0
     # An answer ends at `+` (or padding), as the reference models were trained; other tokens are parsed later.
-    stop_ids = torch.tensor([t for t in (sep, pad, tok.unk_token_id) if t is not None])
+    stop_ids = torch.tensor([t for t in (sep, pad, tok.unk_token_id) if t is not None], device=dev)
 
     while True:
         positions = model.position_ids(tokens, mask)[:, -feed.shape[1]:]
@@ -73,38 +74,38 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
         n_pass += 1
 
         if mode == "single":
-            new, count = guess[0, :, -1:], torch.ones(B, dtype=torch.long)
+            new, count = guess[0, :, -1:], torch.ones(B, dtype=torch.long, device=dev)
             feed = new
         elif mode == "multi":
-            new, count = guess[:, :, -1].T, torch.full((B,), n)
+            new, count = guess[:, :, -1].T, torch.full((B,), n, device=dev)
             feed = new
         else:
             if n_pass == 1:  # the prompt: head 1 gives the first token, heads 2..n its first drafts
-                slot, kept = torch.full((B,), feed.shape[1] - 1), torch.empty(B, 0, dtype=torch.long)
-                accepted = torch.zeros(B, dtype=torch.long)
+                slot, kept = torch.full((B,), feed.shape[1] - 1, device=dev), torch.empty(B, 0, dtype=torch.long, device=dev)
+                accepted = torch.zeros(B, dtype=torch.long, device=dev)
             else:
                 # Draft i is kept while head 1, reading the slot before it, would have written it too.
                 agree = guess[0, :, :-1] == feed[:, 1:]                            # (B, k-1)
                 accepted = agree.long().cumprod(dim=1).sum(dim=1)                  # (B,)
-                mask[:, -k:] &= torch.arange(k) <= accepted[:, None]               # forget rejected slots
+                mask[:, -k:] &= torch.arange(k, device=dev) <= accepted[:, None]               # forget rejected slots
                 # Slots every row rejected leave the cache for good: fewer holes, and none at batch size 1.
                 trim = int(k - 1 - accepted.max())
                 if trim:
                     cache.crop(-trim)
                     tokens, mask = tokens[:, :-trim], mask[:, :-trim]
                 slot, kept = accepted, feed[:, 1:]
-            last = guess[:, torch.arange(B), slot]                                 # (n, B) at the last kept slot
+            last = guess[:, torch.arange(B, device=dev), slot]                                 # (n, B) at the last kept slot
             bonus, drafts = last[0], last[1:].T                                    # (B,), (B, n-1)
-            new = torch.cat([kept, torch.full((B, 1), pad)], dim=1).scatter(1, accepted[:, None], bonus[:, None])
+            new = torch.cat([kept, torch.full((B, 1), pad, device=dev)], dim=1).scatter(1, accepted[:, None], bonus[:, None])
             count = accepted + 1                                                   # kept drafts, then head 1's token
             feed = torch.cat([bonus[:, None], drafts], dim=1)
 
         # Append this pass's tokens to the rows still writing.
-        col = length[:, None] + torch.arange(new.shape[1])                        # (B, w)
-        keep = (torch.arange(new.shape[1]) < count[:, None]) & ~finished[:, None]
+        col = length[:, None] + torch.arange(new.shape[1], device=dev)                        # (B, w)
+        keep = (torch.arange(new.shape[1], device=dev) < count[:, None]) & ~finished[:, None]
         written.scatter_(1, torch.where(keep, col, written.shape[1] - 1).clamp(max=written.shape[1] - 1), new)
         length += torch.where(finished, 0, count)
-        in_answer = torch.arange(written.shape[1]) < length[:, None]
+        in_answer = torch.arange(written.shape[1], device=dev) < length[:, None]
         stopped = (in_answer & torch.isin(written, stop_ids)).any(dim=1) | (length >= limit)
         passes = torch.where(stopped & ~finished, n_pass, passes)
         finished |= stopped
@@ -113,6 +114,7 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
         tokens = torch.cat([tokens, feed], dim=1)
         mask = torch.cat([mask, torch.ones_like(feed)], dim=1)
 
+    written, length, passes = written.cpu(), length.cpu(), passes.cpu()
     return [_parse(a, b, written[r, :length[r]].tolist(), int(passes[r]), tok, sep, base, reverse)
             for r, (a, b) in enumerate(pairs)]
 

@@ -68,10 +68,10 @@ def test_tokenizer_without_digit_tokens_is_rejected(tmp_path):
     cfg = ["--config", str(ROOT / "train_config.yaml")]
     assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
     assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
-    tj = json.loads((tmp_path / "model/tokenizer.json").read_text())
+    tj = json.loads((tmp_path / "tokenizer/tokenizer.json").read_text())
     del tj["model"]["vocab"]["7"]
     tj["model"]["vocab"] = {k: i for i, k in enumerate(tj["model"]["vocab"])}
-    (tmp_path / "model/tokenizer.json").write_text(json.dumps(tj))
+    (tmp_path / "tokenizer/tokenizer.json").write_text(json.dumps(tj))
     proc = run_script("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "missing digit tokens 7")
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Certification throughput on this machine: problems/s of `certify` on the trained model in model/, against
+the forward-pass FLOP limit measured in the same run (2 x parameters x padded tokens per problem at the fp32
+matmul peak), with the eager and sdpa attention kernels side by side."""
+import argparse
+import os
+
+from common import ROOT, matmul_peak, save
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default=str(ROOT / "model"))
+    p.add_argument("--problems", type=int, default=200_000)
+    p.add_argument("--batch-size", type=int, default=4096)
+    args = p.parse_args()
+    import torch
+    from transformers.utils import logging
+    logging.disable_progress_bar()
+    from hexadd.certify import certify
+    from hexadd.encoding import ProblemEncoder
+    from hexadd.loading import load_model
+
+    torch.set_num_threads(os.cpu_count())
+    model, tok = load_model(args.model)
+    c = model.config
+    tokens = ProblemEncoder(tok, c.base, c.reverse, c.max_operand).seq_len - 1  # the last token is only a target
+    params = sum(p.numel() for p in model.parameters())
+    rows = {}
+    for attn in ("eager", "sdpa"):
+        model.set_attn_implementation(attn)
+        peak = matmul_peak("float32")
+        cert = certify(model, tok, args.problems, seed=1, batch_size=args.batch_size, progress=False)
+        limit = peak / (2 * params * tokens)
+        rows[attn] = {"problems_per_s": cert.problems_per_s, "fp32_peak_flops": peak, "limit_problems_per_s": limit,
+                      "fraction_of_limit": cert.problems_per_s / limit, "wrong": cert.wrong, "n": cert.n}
+        print(f"{attn}: {cert.problems_per_s:,.0f} problems/s; fp32 peak {peak / 1e9:.1f} GFLOP/s -> limit "
+              f"{limit:,.0f} problems/s ({params:,} parameters x {tokens} tokens); {cert.problems_per_s / limit:.0%} "
+              f"of it; {cert.wrong} wrong of {cert.n:,}", flush=True)
+    save("certify_speed", {"model": args.model, "parameters": params, "tokens_per_problem": tokens,
+                           "batch_size": args.batch_size, "runs": rows})
+
+
+if __name__ == "__main__":
+    main()

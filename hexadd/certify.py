@@ -1,0 +1,284 @@
+"""Certification: exact match of a model over its whole trained operand range.
+
+Every pair in `(min_operand..max_operand)^2` when that is affordable (or asked for), otherwise a seeded
+uniform sample of the whole range, training problems included (users ask those too). One
+teacher-forced forward pass per problem: head-1 argmax equal to the answer at every answer position
+is exactly "greedy decoding returns the right answer". Problems are built as tensors in chunks, so
+memory stays constant for any N, and chunks are dealt round-robin to the processes of a distributed
+run. The headline is the error rate with its one-sided 95% upper bound: with 0 wrong in N, about 3/N.
+
+    python3 inference.py --certify                 # 10^6 sampled problems (or all, if fewer)
+    python3 inference.py --certify all             # every problem in range
+"""
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .encoding import Encoded, ProblemEncoder
+from .io import atomic_open, write_json
+
+DEFAULT_SAMPLES = 1_000_000
+CERTIFICATE_FILE, WRONG_FILE = "certificate.json", "certificate_wrong.txt"
+DECODED_WRONG = 10_000  # wrong problems whose actual greedy answer goes into the wrong file
+
+
+def upper_bound_95(wrong: int, n: int) -> float:
+    """One-sided 95% (Clopper-Pearson) upper bound on the error rate after `wrong` errors in `n` trials.
+
+    For 0 wrong it is 1 - 0.05**(1/n) ~ 3/n (the rule of three); otherwise the p at which seeing
+    at most `wrong` errors has probability 5%, found by bisection on the binomial CDF.
+    """
+    if n <= 0:
+        return 1.0
+    if wrong >= n:
+        return 1.0
+    if wrong == 0:
+        return -math.expm1(math.log(0.05) / n)
+
+    def cdf(p):  # P(X <= wrong), X ~ Binomial(n, p), summed in log space
+        lp, lq = math.log(p), math.log1p(-p)
+        terms = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq
+                 for k in range(wrong + 1)]
+        top = max(terms)
+        return math.exp(top) * sum(math.exp(t - top) for t in terms)
+
+    lo, hi = wrong / n, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 0.05 else (lo, mid)
+    return hi
+
+
+def carry_chain(a: torch.Tensor, b: torch.Tensor, base: int, width: int) -> torch.Tensor:
+    """(N,) the longest run of consecutive carries when adding a and b digit by digit."""
+    carry = torch.zeros_like(a)
+    run = torch.zeros_like(a)
+    longest = torch.zeros_like(a)
+    for i in range(width):
+        p = base ** i
+        carry = (((a // p) % base + (b // p) % base + carry) >= base).long()
+        run = (run + 1) * carry
+        longest = torch.maximum(longest, run)
+    return longest
+
+
+@dataclass
+class Certificate:
+    min_operand: int
+    max_operand: int
+    base: int
+    exhaustive: bool
+    seed: int | None
+    n: int = 0
+    wrong: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    method: str = "teacher-forced head-1 argmax at every answer token (= greedy decoding)"
+    by_length: dict = field(default_factory=dict)       # (digits a, digits b) -> [wrong, total]
+    by_carry_chain: dict = field(default_factory=dict)  # longest carry chain -> [wrong, total]
+    examples: list = field(default_factory=list)        # a few wrong problems, "a+b=answer (expected c)"
+
+    @property
+    def error_rate(self) -> float:
+        return self.wrong / max(self.n, 1)
+
+    @property
+    def upper_95(self) -> float:
+        return upper_bound_95(self.wrong, self.n)
+
+    @property
+    def problems_per_s(self) -> float:
+        return self.n / max(self.seconds, 1e-9)
+
+    def headline(self) -> str:
+        how = "every problem" if self.exhaustive else f"a uniform sample (seed {self.seed})"
+        return (f"{self.n - self.wrong:,}/{self.n:,} right ({self.wrong:,} wrong) on {how} of "
+                f"{self.min_operand}..{self.max_operand} + {self.min_operand}..{self.max_operand}: error rate "
+                f"{self.error_rate:.3g}, 95% upper bound {self.upper_95:.3g}")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["by_length"] = [{"digits_a": a, "digits_b": b, "wrong": w, "total": t}
+                          for (a, b), (w, t) in sorted(self.by_length.items())]
+        d["by_carry_chain"] = [{"longest_carry_chain": c, "wrong": w, "total": t}
+                               for c, (w, t) in sorted(self.by_carry_chain.items())]
+        d.update(error_rate=self.error_rate, upper_95=self.upper_95, problems_per_s=self.problems_per_s)
+        return d
+
+
+def operand_chunks(lo: int, hi: int, n: int | None, seed: int, chunk: int, rank: int = 0, world: int = 1):
+    """Yield (a, b) int64 chunks: every pair when n is None, else n uniform pairs.
+
+    Chunk k is fixed by (seed, k) alone and goes to process k % world, so the problems checked do not
+    depend on the number of processes.
+    """
+    m = hi - lo + 1
+    total = m * m if n is None else n
+    for k, start in enumerate(range(0, total, chunk)):
+        if k % world != rank:
+            continue
+        size = min(chunk, total - start)
+        if n is None:
+            i = torch.arange(start, start + size, dtype=torch.long)
+            yield lo + i // m, lo + i % m
+        else:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + k)
+            yield (torch.randint(lo, hi + 1, (size,), generator=g, dtype=torch.long),
+                   torch.randint(lo, hi + 1, (size,), generator=g, dtype=torch.long))
+
+
+@torch.inference_mode()
+def head1_correct(model, enc: Encoded) -> torch.Tensor:
+    """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced)."""
+    ids, mask, labels = enc.input_ids[:, :-1], enc.attention_mask[:, :-1], enc.labels[:, 1:]
+    positions = model.position_ids(ids, mask)
+    h = model.transformer(ids, attention_mask=mask, position_ids=positions, use_cache=False).last_hidden_state  # (N, T-1, C)
+    guess = model.lm_head(h).argmax(-1)                                                          # (N, T-1)
+    return ((guess == labels) | (labels == -100)).all(dim=1)
+
+
+def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,
+            wrong_path: str | Path | None = None, rank: int = 0, world: int = 1, progress: bool = True) -> Certificate:
+    """Check `n` sampled problems (or every problem when n is None, or when the range holds no more than n).
+
+    Wrong problems go to `wrong_path` as `a+b=answer (expected c)`, the answer by greedy decoding for
+    the first DECODED_WRONG of them. A distributed run merges its shards with `merge`.
+    """
+    from .decoding import decode
+
+    c = model.config
+    lo, hi = c.min_operand, c.max_operand
+    if n is not None and (hi - lo + 1) ** 2 <= n:
+        n = None
+    encoder = ProblemEncoder(tok, c.base, c.reverse, hi)
+    cert = Certificate(lo, hi, c.base, exhaustive=n is None, seed=None if n is None else seed)
+    device = next(model.parameters()).device
+    cert.device = str(device)
+    was_training = model.training
+    model.eval()
+    total = (hi - lo + 1) ** 2 if n is None else n
+    bar = tqdm(total=total, desc="certify", unit="problem", unit_scale=True, disable=not progress or None, leave=False)
+    length_wrong = torch.zeros(encoder.width + 1, encoder.width + 1, dtype=torch.long)
+    length_total = torch.zeros_like(length_wrong)
+    carry_wrong = torch.zeros(encoder.answer_width + 1, dtype=torch.long)
+    carry_total = torch.zeros_like(carry_wrong)
+    t0 = time.perf_counter()
+    with atomic_open(wrong_path) if wrong_path is not None else contextlib.nullcontext() as f:
+        try:
+            for a, b in operand_chunks(lo, hi, n, seed, batch_size, rank, world):
+                ok = head1_correct(model, encoder(a.to(device), b.to(device))).cpu()
+                la, lb = encoder.digits(a, encoder.width)[1], encoder.digits(b, encoder.width)[1]
+                cell = la * (encoder.width + 1) + lb
+                length_total += torch.bincount(cell, minlength=length_total.numel()).view_as(length_total)
+                length_wrong += torch.bincount(cell[~ok], minlength=length_total.numel()).view_as(length_total)
+                chain = carry_chain(a, b, c.base, encoder.width)
+                carry_total += torch.bincount(chain, minlength=len(carry_total))
+                carry_wrong += torch.bincount(chain[~ok], minlength=len(carry_total))
+                cert.n += len(a)
+                bad = list(zip(a[~ok].tolist(), b[~ok].tolist()))
+                if bad:
+                    lines = _describe(model, tok, bad, decode, decode_answers=cert.wrong < DECODED_WRONG)
+                    cert.examples += lines[:max(0, 10 - len(cert.examples))]
+                    if f is not None:
+                        f.writelines(line + "\n" for line in lines)
+                cert.wrong += len(bad)
+                bar.update(len(a))
+        finally:
+            bar.close()
+            model.train(was_training)
+    cert.seconds = time.perf_counter() - t0
+    cert.by_length = {(i, j): [int(length_wrong[i, j]), int(length_total[i, j])]
+                      for i in range(encoder.width + 1) for j in range(encoder.width + 1) if length_total[i, j]}
+    cert.by_carry_chain = {k: [int(carry_wrong[k]), int(carry_total[k])] for k in range(len(carry_total)) if carry_total[k]}
+    return cert
+
+
+def _describe(model, tok, pairs, decode, decode_answers: bool) -> list[str]:
+    if not decode_answers:
+        return [f"{a}+{b} (expected {a + b})" for a, b in pairs]
+    answers = decode(model, tok, pairs, "single", batch_size=1024)
+    return [f"{x.a}+{x.b}={x.value if x.value is not None else '?'} (expected {x.a + x.b})" for x in answers]
+
+
+def certify_distributed(model, tok, n: int | None, seed: int, out_dir: str | Path, accelerator=None,
+                        batch_size: int = 4096) -> Certificate:
+    """certify() split across the processes of an Accelerate run (or just run, in one process): each checks
+    its share of the chunks, the main process merges the shards and writes certificate.json and the wrong file."""
+    out_dir = Path(out_dir)
+    world = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    if world == 1:
+        cert = certify(model, tok, n, seed, batch_size, out_dir / WRONG_FILE)
+        save(cert, out_dir)
+        return cert
+    from accelerate.utils import gather_object
+    part = out_dir / f".{WRONG_FILE}.part{rank}"
+    cert = certify(model, tok, n, seed, batch_size, part, rank=rank, world=world, progress=rank == 0)
+    parts = gather_object([cert])
+    if accelerator.is_main_process:
+        cert = merge(parts)
+        with atomic_open(out_dir / WRONG_FILE) as f:
+            for r in range(world):
+                p = out_dir / f".{WRONG_FILE}.part{r}"
+                f.write(p.read_text())
+                p.unlink()
+        save(cert, out_dir)
+    accelerator.wait_for_everyone()
+    return cert
+
+
+def merge(parts: list[Certificate]) -> Certificate:
+    """One certificate from the shards of a distributed run."""
+    out = parts[0]
+    for p in parts[1:]:
+        out.n += p.n
+        out.wrong += p.wrong
+        out.seconds = max(out.seconds, p.seconds)
+        out.examples = (out.examples + p.examples)[:10]
+        for table, other in ((out.by_length, p.by_length), (out.by_carry_chain, p.by_carry_chain)):
+            for k, (w, t) in other.items():
+                cell = table.setdefault(k, [0, 0])
+                cell[0] += w
+                cell[1] += t
+    return out
+
+
+def report(cert: Certificate) -> str:
+    lines = [f"certificate: {cert.headline()}",
+             f"  {cert.problems_per_s:,.0f} problems/s on {cert.device} ({cert.seconds:.1f} s)"]
+    if cert.wrong:
+        worst = sorted(cert.by_length.items(), key=lambda kv: -kv[1][0])[:4]
+        lines.append("  wrong by digit lengths: " + ", ".join(f"{a}+{b}: {w:,}/{t:,}" for (a, b), (w, t) in worst if w))
+        lines.append("  wrong by longest carry chain: " + ", ".join(
+            f"{k}: {w:,}/{t:,}" for k, (w, t) in sorted(cert.by_carry_chain.items()) if w))
+        lines.append("  e.g. " + "; ".join(cert.examples[:5]))
+    return "\n".join(lines)
+
+
+def save(cert: Certificate, out_dir: str | Path) -> Path:
+    """certificate.json in `out_dir`, and the certificate inside eval_results.json when that exists."""
+    import json
+    out_dir = Path(out_dir)
+    write_json(out_dir / CERTIFICATE_FILE, cert.to_json())
+    ev = out_dir / "eval_results.json"
+    if ev.is_file():
+        try:
+            data = json.loads(ev.read_text())
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            data["certificate"] = summary(cert)
+            write_json(ev, data)
+    return out_dir / CERTIFICATE_FILE
+
+
+def summary(cert: Certificate) -> dict:
+    """The certificate's headline numbers, as stored beside evaluations and in the model card."""
+    return {"n": cert.n, "wrong": cert.wrong, "error_rate": cert.error_rate, "upper_95": cert.upper_95,
+            "exhaustive": cert.exhaustive, "seed": cert.seed, "min_operand": cert.min_operand,
+            "max_operand": cert.max_operand, "device": cert.device, "seconds": round(cert.seconds, 1)}

@@ -1,0 +1,52 @@
+"""Devices and precision: which accelerator a run uses, and the autocast that goes with it."""
+import contextlib
+
+from .errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def pick_device(name: str, what: str = "training.device"):
+    """`auto` is CUDA, else MPS, else the CPU; asking for one that is not there is a ConfigError."""
+    import torch
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICES:
+        raise ConfigError(f"{what}: must be one of {', '.join(DEVICES)} (cuda:N for one GPU), got {name!r}")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{what}: {name} asked for, but this machine has no CUDA GPU that PyTorch can use "
+                          f"(torch {torch.__version__}); use cpu or auto")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{what}: mps asked for, but this machine has no Apple GPU that PyTorch can use; use cpu or auto")
+    if kind == "cuda" and ":" in name:
+        index = name.split(":", 1)[1]
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"{what}: {name}: this machine has GPUs cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device) -> str:
+    """`auto`: bf16 on a CUDA GPU that supports it, fp32 elsewhere (see the README on CPU bf16)."""
+    import torch
+    if name == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name not in PRECISIONS:
+        raise ConfigError(f"training.precision: must be auto or one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "fp16" and device.type == "cpu":
+        raise ConfigError("training.precision: fp16 autocast is for GPUs; use bf16 or fp32 on the CPU")
+    return name
+
+
+def autocast(precision: str, device):
+    """Mixed precision for the forward pass; master weights and optimizer state stay fp32."""
+    import torch
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,162 @@
+"""Certification: the tensor-built problems equal the tokenizer's, planted errors are found and counted,
+and the bound is right."""
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_script
+from hexadd.certify import carry_chain, certify, head1_correct, operand_chunks, upper_bound_95
+from hexadd.decoding import decode
+from hexadd.encoding import ProblemEncoder
+from hexadd.loading import load_model
+from hexadd.numbers import format_problem
+from hexadd.tokenization import train_tokenizer
+
+
+@pytest.mark.parametrize("base,reverse,hi", [(16, True, 9999), (10, True, 99), (10, False, 999), (2, True, 300),
+                                             (7, False, 5000), (16, True, 2**40)])
+def test_tensor_problems_equal_the_tokenizer(base, reverse, hi):
+    tok = train_tokenizer([format_problem(12, 34, base, reverse)])
+    encoder = ProblemEncoder(tok, base, reverse, hi)
+    g = torch.Generator().manual_seed(base)
+    a, b = torch.randint(0, hi + 1, (400,), generator=g), torch.randint(0, hi + 1, (400,), generator=g)
+    a[:3], b[:3] = torch.tensor([0, hi, hi]), torch.tensor([0, hi, 1])
+    enc = encoder(a, b)
+    for i in range(len(a)):
+        line = format_problem(int(a[i]), int(b[i]), base, reverse)
+        ids = tok.encode(line)
+        n = int(enc.attention_mask[i].sum())
+        assert enc.input_ids[i, :n].tolist() == ids, line
+        assert (enc.input_ids[i, n:] == tok.pad_token_id).all()
+        answer = line.rstrip("+").rsplit("+", 1)[1] + "+"
+        assert tok.decode([t for t in enc.labels[i].tolist() if t != -100]) == answer
+
+
+def test_encoder_refuses_merged_digits():
+    tok = train_tokenizer([format_problem(a, a, 10) for a in range(100, 200)], vocab_size=40)
+    assert ProblemEncoder.merges_digits(tok)
+    assert not ProblemEncoder.merges_digits(train_tokenizer(["+1+2+3+"]))
+
+
+def test_upper_bound():
+    for n in (1000, 10**5, 10**8):  # the rule of three
+        assert upper_bound_95(0, n) == pytest.approx(3 / n, rel=0.003)
+    # Clopper-Pearson: the rate at which seeing at most k errors in n has probability 5%.
+    for k, n in ((1, 100), (10, 1000), (207, 10**8)):
+        p = upper_bound_95(k, n)
+        assert p > k / n
+        cdf = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1)) if n <= 1000 else None
+        assert cdf is None or cdf == pytest.approx(0.05, abs=1e-9)
+    assert upper_bound_95(1, 100) == pytest.approx(0.046560, rel=1e-4)
+    assert upper_bound_95(5, 5) == 1.0 and upper_bound_95(0, 0) == 1.0
+
+
+def test_carry_chain():
+    a = torch.tensor([0xFFF, 0x0F0F, 0x123, 0x8, 0xFF0])
+    b = torch.tensor([0x1, 0x0101, 0x111, 0x8, 0x010])
+    assert carry_chain(a, b, 16, 4).tolist() == [3, 1, 0, 1, 2]
+
+
+def test_chunks_do_not_depend_on_the_number_of_processes():
+    one = torch.cat([a * 1000 + b for a, b in operand_chunks(0, 999, 10_000, 3, 1024)])
+    two = [torch.cat([a * 1000 + b for a, b in operand_chunks(0, 999, 10_000, 3, 1024, r, 2)]) for r in (0, 1)]
+    assert sorted(one.tolist()) == sorted(torch.cat(two).tolist()) and len(one) == 10_000
+    every = torch.cat([a * 100 + b for a, b in operand_chunks(0, 99, None, 0, 777)])
+    assert every.tolist() == list(range(10_000))
+
+
+def plant_errors(model, tok, digit: str):
+    """Make `model` wrong on every problem whose a ends in `digit` (base 10, reversed: a's first written digit).
+
+    Hooks flip head 1's choice at the slot that predicts the answer's first digit (the third `+`), in the
+    teacher-forced pass and in decoding alike."""
+    sep, bad_id = tok.convert_tokens_to_ids("+"), tok.convert_tokens_to_ids(digit)
+    seen = {}
+
+    def remember(_, args, kwargs):
+        seen["ids"] = args[0] if args else kwargs["input_ids"]
+
+    def flip(_, __, logits):
+        ids = seen["ids"]
+        if ids.shape[1] < 3:  # a decoding step after the prompt: nothing to plant there
+            return logits
+        count = (ids == sep).long().cumsum(1)
+        first = (ids == sep).long().argmax(1)                       # the row's first `+`
+        bad = ids.gather(1, (first + 1)[:, None])[:, 0] == bad_id   # a's first written digit
+        slot = (count == 3) & (ids == sep) & bad[:, None]           # (N, T)
+        logits = logits.clone()
+        logits[slot] = logits[slot].roll(1, dims=-1)
+        return logits
+
+    return [model.transformer.register_forward_pre_hook(remember, with_kwargs=True),
+            model.lm_head.register_forward_hook(flip)]
+
+
+def wrong_set(path):
+    return {tuple(map(int, line.split("=")[0].split(" ")[0].split("+"))) for line in path.read_text().splitlines()}
+
+
+def test_certify_finds_planted_errors(tiny_run, tmp_path):
+    model, tok = load_model(str(tiny_run / "model"))
+    base = certify(model, tok, None, wrong_path=tmp_path / "base.txt", progress=False)
+    assert base.exhaustive and base.n == 100 * 100 and base.seed is None
+    hooks = plant_errors(model, tok, "7")
+    planted = certify(model, tok, None, wrong_path=tmp_path / "planted.txt", progress=False)
+    for h in hooks:
+        h.remove()
+    planted_set, got = {(a, b) for a in range(7, 100, 10) for b in range(100)}, wrong_set(tmp_path / "planted.txt")
+    # Every planted problem is found; elsewhere the wrong problems are the model's own.
+    assert planted_set <= got and got - planted_set == wrong_set(tmp_path / "base.txt") - planted_set
+    assert planted.wrong == len(got) and planted.error_rate == len(got) / 10_000
+    assert planted.upper_95 > planted.error_rate
+    # Decoding sees the planted error too: the answers in the file are wrong ones.
+    lines = (tmp_path / "planted.txt").read_text().splitlines()
+    assert all(line.split("=")[1].split(" ")[0] != line.split("expected ")[1].rstrip(")") for line in lines)
+    assert sum(w for w, _ in planted.by_length.values()) == planted.wrong
+    assert sum(t for _, t in planted.by_length.values()) == 10_000
+    assert planted.by_length[(1, 1)][0] >= 10  # a = 7 with b = 0..9
+    assert sum(w for w, _ in planted.by_carry_chain.values()) == planted.wrong
+    # Sampled: the seed fixes the sample; the planted 10% shows within sampling noise.
+    hooks = plant_errors(model, tok, "7")
+    s1 = certify(model, tok, 5000, seed=1, progress=False)
+    s2 = certify(model, tok, 5000, seed=1, progress=False)
+    for h in hooks:
+        h.remove()
+    assert not s1.exhaustive and s1.n == 5000 and s1.wrong == s2.wrong and s1.seed == 1
+    assert abs(s1.wrong - 5000 * planted.error_rate) < 5 * math.sqrt(5000 * planted.error_rate)
+
+
+def test_teacher_forced_check_is_greedy_decoding(tiny_run):
+    model, tok = load_model(str(tiny_run / "model"))
+    encoder = ProblemEncoder(tok, 10, True, 99)
+    a, b = next(operand_chunks(0, 99, 3000, 11, 3000))
+    ok = head1_correct(model, encoder(a, b))
+    decoded = decode(model, tok, list(zip(a.tolist(), b.tolist())), "single")
+    assert ok.tolist() == [d.value == d.a + d.b for d in decoded]
+    assert 0 < int((~ok).sum()) < 300  # the tiny model gets a few wrong: both kinds of row are compared
+
+
+def test_certify_command_line(tiny_run, tmp_path):
+    out = tmp_path / "cert"
+    proc = run_script("inference.py", "--model", str(tiny_run / "model"), "--certify", "3000", "--seed", "5",
+                      "--eval-dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cert = json.loads((out / "certificate.json").read_text())
+    # 0..99 holds 10,000 problems, more than asked: a sample of 3,000.
+    assert cert["n"] == 3000 and cert["exhaustive"] is False and cert["seed"] == 5
+    wrong = (out / "certificate_wrong.txt").read_text().splitlines()
+    assert len(wrong) == cert["wrong"]
+    assert f"({cert['wrong']:,} wrong)" in proc.stdout
+    for line in wrong[:20]:  # `a+b=answer (expected c)`: the answer really is what the model says
+        a_b, rest = line.split("=", 1)
+        shown = run_script("inference.py", "--model", str(tiny_run / "model"), a_b, cwd=tmp_path).stdout.strip()
+        assert shown == f"{a_b}={rest.split(' ')[0]}"
+        break
+    proc = run_script("inference.py", "--model", str(tiny_run / "model"), "--certify", "all", "--eval-dir", str(out),
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "certificate.json").read_text())["n"] == 10_000
+    assert_one_line_error(run_script("inference.py", "--model", str(tiny_run / "model"), "--certify", "lots",
+                                     cwd=tmp_path), "--certify")
