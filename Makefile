@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLES := 1234+5678 4095+1 9999+9999 0+0 101+1002
 
-.PHONY: venv data tokenizer train infer attention pipeline test bench clean
+.PHONY: venv data tokenizer train infer certify attention pipeline test bench clean
 
 venv: $(VENV)/.installed
 
@@ -23,7 +23,10 @@ train: venv
 
 infer: venv
 	$(PY) inference.py $(EXAMPLES)
-	$(PY) inference.py --eval --eval-dir model
+	$(PY) inference.py --eval
+
+certify: venv
+	$(PY) inference.py --certify
 
 attention: venv
 	$(PY) visualize_attention.py
@@ -37,4 +40,4 @@ bench: venv
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf data model runs
+	rm -rf data tokenizer model runs

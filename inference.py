@@ -64,21 +64,30 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.decoding import decode, default_mode
+    from hexadd.decoding import check_fits, decode, default_mode
     from hexadd.loading import load_model
     torch.set_num_threads(args.threads or os.cpu_count())
 
     model_arg = args.model or cfg.output.model_dir
-    model, tok = load_model(model_arg, args.revision)
-    model.to(device)
+    model, tok = load_model(model_arg, args.revision, device)
     local = Path(model_arg).is_dir()
     out = Path(args.eval_dir) if args.eval_dir else (Path(model_arg) if local else Path("."))
     c = model.config
     mode = args.decode or default_mode(model)
     known = f"{c.min_operand}..{c.max_operand}"
 
-    def out_of_range(a, b):
-        return not args.allow_out_of_range and not (c.min_operand <= a <= c.max_operand and c.min_operand <= b <= c.max_operand)
+    def in_range(a, b):
+        return c.min_operand <= a <= c.max_operand and c.min_operand <= b <= c.max_operand
+
+    def refusal(a, b):
+        """Why a+b cannot be answered, or None."""
+        if not args.allow_out_of_range and not in_range(a, b):
+            return f"{a}+{b}: this model was trained on operands {known}; use --allow-out-of-range to answer anyway"
+        try:
+            check_fits(model, a, b)
+        except ValueError as e:
+            return str(e)
+        return None
 
     def answer(batch):
         for ans in decode(model, tok, batch, mode, args.batch_size):
@@ -87,12 +96,14 @@ def main():
                 print(f"note: {ans.a}+{ans.b}: {ans.note}", file=sys.stderr)
             else:
                 print(f"{ans.a}+{ans.b}={ans.value}")
+                if not in_range(ans.a, ans.b):
+                    print(f"note: {ans.a}+{ans.b}: outside the trained operands {known}; the answer is "
+                          f"{'right' if ans.value == ans.a + ans.b else 'wrong'}", file=sys.stderr)
         sys.stdout.flush()
 
     for a, b in pairs:
-        if out_of_range(a, b):
-            raise HexaddError(f"{a}+{b}: this model was trained on operands {known}; "
-                              "use --allow-out-of-range to answer anyway")
+        if (why := refusal(a, b)) is not None:
+            raise HexaddError(why)
     if pairs:
         answer(pairs)
 
@@ -111,9 +122,8 @@ def main():
                     print(f"error: line {n}: {e}", file=sys.stderr)
                     bad_lines += 1
                     continue
-                if out_of_range(a, b):
-                    print(f"error: line {n}: {a}+{b}: outside the trained operands {known} "
-                          "(--allow-out-of-range answers anyway)", file=sys.stderr)
+                if (why := refusal(a, b)) is not None:
+                    print(f"error: line {n}: {why}", file=sys.stderr)
                     bad_lines += 1
                     continue
                 batch.append((a, b))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plot each layer's attention for one problem: the prompt plus the model's own answer.
 
-  python3 visualize_attention.py 101+1002 --out attention_visualizations
+  python3 visualize_attention.py 101+1002          (figures into the model folder's attention_visualizations/)
+  python3 visualize_attention.py 101+1002 --out figures
 """
 from hexadd import cli
 from hexadd.config import TrainConfig, load
@@ -29,9 +30,11 @@ def main():
     p.add_argument("problem", nargs="?", default=DEFAULT_PROBLEM, help=f"a+b in decimal (default {DEFAULT_PROBLEM})")
     p.add_argument("--model", help="local model folder or Hub repo id (default: output.model_dir of the config)")
     p.add_argument("--revision", help="Hub revision when --model is a repo id")
-    p.add_argument("--out", default="attention_visualizations", help="output folder")
+    p.add_argument("--out", help="output folder (default: attention_visualizations/ in the model folder, "
+                                 "or in the current folder for a Hub model)")
     p.add_argument("--layers", help="layers to plot, 1-based, e.g. 1,2 (default: all)")
     p.add_argument("--heads", help="attention heads to plot, 1-based (default: all)")
+    p.add_argument("--allow-out-of-range", action="store_true", help="plot operands outside the trained range anyway")
     p.add_argument("--config", default="train_config.yaml")
     args = p.parse_args()
     try:
@@ -42,14 +45,25 @@ def main():
 
     from transformers.utils import logging
     logging.disable_progress_bar()
+    from hexadd.decoding import check_fits
     from hexadd.loading import load_model
     from hexadd.plots import problem_attention
 
     model, tok = load_model(model_arg, args.revision)
+    c = model.config
+    if not args.allow_out_of_range and not (c.min_operand <= min(a, b) and max(a, b) <= c.max_operand):
+        raise HexaddError(f"{a}+{b}: this model was trained on operands {c.min_operand}..{c.max_operand}; "
+                          "use --allow-out-of-range to plot it anyway")
+    try:
+        check_fits(model, a, b)
+    except ValueError as e:
+        raise HexaddError(str(e)) from None
     layers = _indices(args.layers, model.config.n_layer, "layers")
     heads = _indices(args.heads, model.config.n_head, "heads")
-    shown, files = problem_attention(model, tok, a, b, args.out, layers, heads)
-    print(f"{shown}: wrote {len(files)} figures to {args.out}/")
+    from pathlib import Path
+    out = Path(args.out) if args.out else (Path(model_arg) if Path(model_arg).is_dir() else Path(".")) / "attention_visualizations"
+    shown, files = problem_attention(model, tok, a, b, out, layers, heads)
+    print(f"{shown}: wrote {len(files)} figures to {out}/")
 
 
 if __name__ == "__main__":

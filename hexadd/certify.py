@@ -163,19 +163,20 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     model.eval()
     total = (hi - lo + 1) ** 2 if n is None else n
     bar = tqdm(total=total, desc="certify", unit="problem", unit_scale=True, disable=not progress or None, leave=False)
-    length_wrong = torch.zeros(encoder.width + 1, encoder.width + 1, dtype=torch.long)
+    cells = (encoder.width + 1) ** 2
+    length_wrong = torch.zeros(cells, dtype=torch.long, device=device)   # (digits a) * (width + 1) + digits b
     length_total = torch.zeros_like(length_wrong)
-    carry_wrong = torch.zeros(encoder.answer_width + 1, dtype=torch.long)
+    carry_wrong = torch.zeros(encoder.answer_width + 1, dtype=torch.long, device=device)
     carry_total = torch.zeros_like(carry_wrong)
     t0 = time.perf_counter()
     with atomic_open(wrong_path) if wrong_path is not None else contextlib.nullcontext() as f:
         try:
             for a, b in operand_chunks(lo, hi, n, seed, batch_size, rank, world):
-                ok = head1_correct(model, encoder(a.to(device), b.to(device))).cpu()
-                la, lb = encoder.digits(a, encoder.width)[1], encoder.digits(b, encoder.width)[1]
-                cell = la * (encoder.width + 1) + lb
-                length_total += torch.bincount(cell, minlength=length_total.numel()).view_as(length_total)
-                length_wrong += torch.bincount(cell[~ok], minlength=length_total.numel()).view_as(length_total)
+                a, b = a.to(device), b.to(device)
+                ok = head1_correct(model, encoder(a, b))
+                cell = encoder.digits(a, encoder.width)[1] * (encoder.width + 1) + encoder.digits(b, encoder.width)[1]
+                length_total += torch.bincount(cell, minlength=cells)
+                length_wrong += torch.bincount(cell[~ok], minlength=cells)
                 chain = carry_chain(a, b, c.base, encoder.width)
                 carry_total += torch.bincount(chain, minlength=len(carry_total))
                 carry_wrong += torch.bincount(chain[~ok], minlength=len(carry_total))
@@ -192,9 +193,12 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
             bar.close()
             model.train(was_training)
     cert.seconds = time.perf_counter() - t0
-    cert.by_length = {(i, j): [int(length_wrong[i, j]), int(length_total[i, j])]
-                      for i in range(encoder.width + 1) for j in range(encoder.width + 1) if length_total[i, j]}
-    cert.by_carry_chain = {k: [int(carry_wrong[k]), int(carry_total[k])] for k in range(len(carry_total)) if carry_total[k]}
+    w = encoder.width + 1
+    length_wrong, length_total = length_wrong.view(w, w).tolist(), length_total.view(w, w).tolist()
+    cert.by_length = {(i, j): [length_wrong[i][j], length_total[i][j]]
+                      for i in range(w) for j in range(w) if length_total[i][j]}
+    carry_wrong, carry_total = carry_wrong.tolist(), carry_total.tolist()
+    cert.by_carry_chain = {k: [carry_wrong[k], carry_total[k]] for k in range(len(carry_total)) if carry_total[k]}
     return cert
 
 

@@ -29,15 +29,20 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def run(main: Callable[[], None]) -> None:
     """Run a script's main: HexaddError becomes one line on stderr and exit code 2, never a traceback."""
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines reach a log file as they happen
     try:
         main()
     except HexaddError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt as e:
-        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
-        sys.exit(130)
     except BrokenPipeError:
         # `inference.py ... | head` closes stdout early: not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except OSError as e:  # a full disk, a read-only folder: files are replaced whole, so earlier outputs stand
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}; earlier outputs are unchanged", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -264,13 +264,17 @@ def load(cls, path: str | Path | None, overrides: list[str] = ()):
     if path is not None:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
+            raise ConfigError(f"{path}: cannot read it as a YAML file ({type(e).__name__})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
             raise ConfigError(f"{path}: not valid YAML{where}") from None
+        if data is None:
+            raise ConfigError(f"{path}: the config file is empty (truncated?); give the sections to use")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
     for o in overrides:

@@ -167,7 +167,8 @@ def load_meta(data_dir: str | Path) -> DataMeta:
         raise DataError(f"{path} is malformed: run data_generator.py again") from None
 
 
-def read_lines(path: str | Path) -> list[str]:
+def read_lines(path: str | Path) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank lines, numbered as an editor shows them."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -175,18 +176,18 @@ def read_lines(path: str | Path) -> list[str]:
         raise DataError(f"{path} not found: run data_generator.py first") from None
     except (UnicodeDecodeError, IsADirectoryError):
         raise DataError(f"{path} is not a text file of problems") from None
-    lines = [line.strip() for line in lines]
-    lines = [line for line in lines if line]
-    if not lines:
+    numbered = [(i, line.strip()) for i, line in enumerate(lines, 1) if line.strip()]
+    if not numbered:
         raise DataError(f"{path} holds no problems")
-    return lines
+    return numbered
 
 
 def read_problems(path: str | Path, base: int, reverse: bool) -> tuple[list[str], list[tuple[int, int, int]]]:
     """Lines of a problem file and their (a, b, c); a malformed line is a DataError naming it."""
-    lines = read_lines(path)
+    numbered = read_lines(path)
+    lines = [line for _, line in numbered]
     problems = []
-    for i, line in enumerate(lines, 1):
+    for i, line in numbered:
         try:
             problems.append(parse_problem(line, base, reverse))
         except ValueError as e:

@@ -26,6 +26,23 @@ class Answer:
     note: str | None = None
 
 
+def positions_needed(model, a: int, b: int) -> int:
+    """The largest position id `+A+B+C+` needs: the longest number's digit count for block positions
+    (the sum may have one digit more than the longer operand), else the whole sequence's length."""
+    c = model.config
+    la, lb = num_digits(a, c.base), num_digits(b, c.base)
+    if c.position_scheme in ("block", "block_sinusoidal"):
+        return max(la, lb) + 1
+    return la + lb + max(la, lb) + 1 + 4 - 1
+
+
+def check_fits(model, a: int, b: int) -> None:
+    """A problem whose positions lie beyond the model's position table cannot be run at all."""
+    need = positions_needed(model, a, b)
+    if need >= model.config.n_positions:
+        raise ValueError(f"{a}+{b}: needs position {need}, but this model has positions 0..{model.config.n_positions - 1}")
+
+
 def default_mode(model) -> str:
     return "verified" if model.config.n_predict > 1 else "single"
 

@@ -10,12 +10,12 @@ import math
 from pathlib import Path
 
 from .errors import ModelError
-from .io import atomic_open
 
 # What a published model folder holds; anything else in it stays local.
 PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "model.py", "positions.py",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "README.md", "metrics.jsonl",
-             "eval_results.json", "training_config.yaml", "*.png", "attention_visualizations/*.png"]
+             "eval_results.json", "certificate.json", "certificate_wrong.txt", "training_config.yaml", "*.png",
+             "attention_visualizations/*.png"]
 
 
 def download(repo_id: str, revision: str | None = None) -> Path:
@@ -62,6 +62,19 @@ def model_card(model_dir: Path, repo_id: str):
         for cell in ev["by_length"]:
             results.append(EvalResult(**common, metric_value=cell["correct"] / cell["total"],
                                       metric_name=f"Exact match, {cell['digits_a']}+{cell['digits_b']} digits"))
+    cert_path = model_dir / "certificate.json"
+    cert = json.loads(cert_path.read_text()) if cert_path.is_file() else None
+    if cert:
+        how = "every problem" if cert["exhaustive"] else f"{cert['n']:,} problems sampled uniformly, seed {cert['seed']}"
+        common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
+                      dataset_name=f"{lo}..{hi} + {lo}..{hi} addition, base {base} ({how})",
+                      metric_args={"n": cert["n"], "wrong": cert["wrong"], "exhaustive": cert["exhaustive"],
+                                   "seed": cert["seed"]})
+        results[:0] = [
+            EvalResult(**common, metric_type="exact_match", metric_value=1 - cert["error_rate"],
+                       metric_name=f"Exact match, certificate ({cert['wrong']:,} wrong of {cert['n']:,})"),
+            EvalResult(**common, metric_type="certified_error_rate_upper_95", metric_value=cert["upper_95"],
+                       metric_name="Error rate, one-sided 95% upper bound")]
     data = ModelCardData(library_name="transformers", pipeline_tag="text-generation", model_name=repo_id,
                          tags=["hexadd", "arithmetic", "addition", "gpt2"], eval_results=results or None)
 
@@ -82,6 +95,12 @@ def model_card(model_dir: Path, repo_id: str):
         "The model computes them itself from `input_ids` when none are given.",
         "", "## Results", "",
     ]
+    if cert:
+        lines += [f"**Certificate:** {cert['n'] - cert['wrong']:,} of {cert['n']:,} problems right ({cert['wrong']:,} wrong), "
+                  f"{'every problem' if cert['exhaustive'] else 'a uniform sample (seed ' + str(cert['seed']) + ')'} "
+                  f"of operands {lo}..{hi}: error rate {cert['error_rate']:.3g}, one-sided 95% upper bound "
+                  f"**{cert['upper_95']:.3g}**. Checked by one teacher-forced pass per problem (head-1 argmax at every "
+                  "answer token, which is exactly greedy decoding); training problems count, since users ask them.", ""]
     if ev:
         lines += [f"Exact match on {ev['total']:,} held-out problems (no pair, in either order, seen in training): "
                   f"**{ev['accuracy']:.2%}** ({ev['correct']}/{ev['total']}), `{ev['mode']}` decoding, "
@@ -134,7 +153,7 @@ def _parameter_count(model_dir: Path) -> int:
 
 def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) -> str:
     """Write the model card into `model_dir`, then create the repo and upload the folder. Returns the commit url."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
     from .loading import REPO_ID, check_complete
 
@@ -147,14 +166,15 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) 
         raise ModelError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN; nothing was uploaded")
 
     card = model_card(model_dir, repo_id)
-    with atomic_open(model_dir / "README.md") as f:
-        f.write(str(card))
+    # The card is uploaded from memory: a failed push leaves the folder exactly as it was.
+    operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(model_dir / rel))
+                  for rel in published_files(model_dir) if rel != "README.md"]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=model_dir, allow_patterns=PUBLISHED,
-                                 commit_message=f"Upload hexadd model ({card.data.eval_results[0].metric_value:.2%} held-out exact match)"
-                                 if card.data.eval_results else "Upload hexadd model")
+        info = api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
+                                 commit_message=_commit_message(card))
     except OfflineModeIsEnabled:
         raise ModelError(f"HF_HUB_OFFLINE is set, so nothing was uploaded; {model_dir} is unchanged") from None
     except RepositoryNotFoundError:
@@ -169,6 +189,21 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) 
     url = getattr(info, "commit_url", None) or str(info)
     log(f"pushed {model_dir}/ to {repo_id}: {url}")
     return url
+
+
+def published_files(model_dir: Path) -> list[str]:
+    """Paths (relative, posix) of the files in `model_dir` that a push uploads."""
+    from fnmatch import fnmatch
+    files = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
+    return [f for f in files if any(fnmatch(f, pattern) and f.count("/") == pattern.count("/") for pattern in PUBLISHED)]
+
+
+def _commit_message(card) -> str:
+    results = card.data.eval_results or []
+    cert = next((r for r in results if r.metric_type == "certified_error_rate_upper_95"), None)
+    if cert is not None:
+        return f"Upload hexadd model (certificate: 95% upper bound on the error rate {cert.metric_value:.3g})"
+    return f"Upload hexadd model ({results[0].metric_value:.2%} held-out exact match)" if results else "Upload hexadd model"
 
 
 def main(argv=None):

@@ -28,8 +28,8 @@ def check_complete(path: Path, name: str) -> None:
         raise ModelError(f"model folder {name} is incomplete: missing {', '.join(missing)}")
 
 
-def load_model(model: str, revision: str | None = None):
-    """(model, tokenizer) in eval mode; weights only from safetensors."""
+def load_model(model: str, revision: str | None = None, device=None):
+    """(model, tokenizer) in eval mode, on `device` (default the CPU); weights only from safetensors."""
     path = resolve(model, revision)
     check_complete(path, model)
     try:
@@ -52,6 +52,9 @@ def load_model(model: str, revision: str | None = None):
             raise ModelError(f"{model}: the weights could not be loaded ({type(e).__name__})") from None
     check_tokenizer(tok, model_obj.config.base)
     # Eager attention decodes faster than sdpa on CPU at these sizes, most of all with the masked
-    # slots verified decoding leaves (bench/decode_speed.py).
-    model_obj.set_attn_implementation("eager")
+    # slots verified decoding leaves (bench/decode_speed.py); on a GPU sdpa's fused kernels win.
+    if device is not None:
+        model_obj.to(device)
+    on_cpu = device is None or str(device) == "cpu"
+    model_obj.set_attn_implementation("eager" if on_cpu else "sdpa")
     return model_obj, tok

@@ -115,7 +115,8 @@ def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, he
     layers = list(range(c.n_layer)) if layers is None else layers
     heads = list(range(c.n_head)) if heads is None else heads
     answer = decode(model, tok, [(a, b)], "single")[0]
-    ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)])  # (1, T)
+    device = next(model.parameters()).device
+    ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)], device=device)  # (1, T)
     mask = torch.ones_like(ids)
     positions = model.position_ids(ids, mask)
     previous = model.config._attn_implementation
@@ -128,4 +129,5 @@ def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, he
     tokens = tok.convert_ids_to_tokens(ids[0].tolist())
     shown = f"{a}+{b}={answer.value if answer.value is not None else '?'}"
     title = f"{shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"
-    return shown, attention_figures([x[0] for x in att], tokens, positions[0].tolist(), title, Path(out_dir), layers, heads)
+    return shown, attention_figures([x[0].float().cpu() for x in att], tokens, positions[0].tolist(), title, Path(out_dir),
+                                    layers, heads)

@@ -70,9 +70,9 @@ def test_chunks_do_not_depend_on_the_number_of_processes():
 def plant_errors(model, tok, digit: str):
     """Make `model` wrong on every problem whose a ends in `digit` (base 10, reversed: a's first written digit).
 
-    Hooks flip head 1's choice at the slot that predicts the answer's first digit (the third `+`), in the
+    Hooks make head 1 write padding where the answer's first digit belongs (after the third `+`), in the
     teacher-forced pass and in decoding alike."""
-    sep, bad_id = tok.convert_tokens_to_ids("+"), tok.convert_tokens_to_ids(digit)
+    sep, bad_id, pad = tok.convert_tokens_to_ids("+"), tok.convert_tokens_to_ids(digit), tok.pad_token_id
     seen = {}
 
     def remember(_, args, kwargs):
@@ -87,7 +87,9 @@ def plant_errors(model, tok, digit: str):
         bad = ids.gather(1, (first + 1)[:, None])[:, 0] == bad_id   # a's first written digit
         slot = (count == 3) & (ids == sep) & bad[:, None]           # (N, T)
         logits = logits.clone()
-        logits[slot] = logits[slot].roll(1, dims=-1)
+        forced = torch.zeros_like(logits[slot])
+        forced[:, pad] = 1.0
+        logits[slot] = forced
         return logits
 
     return [model.transformer.register_forward_pre_hook(remember, with_kwargs=True),
@@ -106,9 +108,10 @@ def test_certify_finds_planted_errors(tiny_run, tmp_path):
     planted = certify(model, tok, None, wrong_path=tmp_path / "planted.txt", progress=False)
     for h in hooks:
         h.remove()
-    planted_set, got = {(a, b) for a in range(7, 100, 10) for b in range(100)}, wrong_set(tmp_path / "planted.txt")
-    # Every planted problem is found; elsewhere the wrong problems are the model's own.
-    assert planted_set <= got and got - planted_set == wrong_set(tmp_path / "base.txt") - planted_set
+    planted_set = {(a, b) for a in range(7, 100, 10) for b in range(100)}
+    # Every planted problem is found, and elsewhere the wrong problems are the model's own.
+    assert wrong_set(tmp_path / "planted.txt") == planted_set | wrong_set(tmp_path / "base.txt")
+    got = wrong_set(tmp_path / "planted.txt")
     assert planted.wrong == len(got) and planted.error_rate == len(got) / 10_000
     assert planted.upper_95 > planted.error_rate
     # Decoding sees the planted error too: the answers in the file are wrong ones.
