@@ -21,5 +21,9 @@ def main():
     print(f"wrote {s.out_dir}/")
 
 
-if __name__ == "__main__":
+def entry():
     cli.run(main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -40,7 +40,7 @@ def main():
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto (the best present), cpu, cuda, cuda:N or mps")
     p.add_argument("--allow-out-of-range", action="store_true", help="answer operands outside the trained range anyway")
-    p.add_argument("--config", default="train_config.yaml", help="config naming the model and data folders")
+    cli.add_config_args(p, "train_config.yaml")  # names the model and data folders
     args, unknown = p.parse_known_args()
     for extra in unknown:  # `-3+4` looks like an option to argparse; it is a (negative) problem
         if not re.match(r"-[0-9.]", extra):
@@ -58,7 +58,7 @@ def main():
         except ValueError as e:
             raise HexaddError(str(e)) from None
 
-    cfg = load(TrainConfig, args.config) if args.model is None or args.eval == "" else None
+    cfg = load(TrainConfig, args.config, args.overrides) if args.model is None or args.eval == "" else None
     from hexadd.devices import pick_device
     device = pick_device(args.device, "--device")
     import torch
@@ -167,5 +167,9 @@ def _open(path):
         raise HexaddError(f"--file {path}: {e.strerror.lower()}") from None
 
 
-if __name__ == "__main__":
+def entry():
     cli.run(main)
+
+
+if __name__ == "__main__":
+    entry()

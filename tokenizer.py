@@ -27,5 +27,9 @@ def main():
           f"round-trips all {len(lines):,} training lines; saved to {out}/")
 
 
-if __name__ == "__main__":
+def entry():
     cli.run(main)
+
+
+if __name__ == "__main__":
+    entry()

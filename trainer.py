@@ -41,5 +41,9 @@ def main():
         push(cfg.output.model_dir, cfg.hub.repo_id, cfg.hub.private)
 
 
-if __name__ == "__main__":
+def entry():
     cli.run(main)
+
+
+if __name__ == "__main__":
+    entry()

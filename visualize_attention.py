@@ -27,7 +27,7 @@ def _indices(text: str | None, count: int, what: str) -> list[int]:
 
 def main():
     p = cli.parser(__doc__)
-    p.add_argument("problem", nargs="?", default=DEFAULT_PROBLEM, help=f"a+b in decimal (default {DEFAULT_PROBLEM})")
+    p.add_argument("problem", nargs="?", help=f"a+b in decimal (default {DEFAULT_PROBLEM}, or one in the model's range)")
     p.add_argument("--model", help="local model folder or Hub repo id (default: output.model_dir of the config)")
     p.add_argument("--revision", help="Hub revision when --model is a repo id")
     p.add_argument("--out", help="output folder (default: attention_visualizations/ in the model folder, "
@@ -35,13 +35,13 @@ def main():
     p.add_argument("--layers", help="layers to plot, 1-based, e.g. 1,2 (default: all)")
     p.add_argument("--heads", help="attention heads to plot, 1-based (default: all)")
     p.add_argument("--allow-out-of-range", action="store_true", help="plot operands outside the trained range anyway")
-    p.add_argument("--config", default="train_config.yaml")
+    cli.add_config_args(p, "train_config.yaml")  # names the model folder
     args = p.parse_args()
     try:
-        a, b = parse_decimal_problem(args.problem)
+        a, b = parse_decimal_problem(args.problem or DEFAULT_PROBLEM)
     except ValueError as e:
         raise HexaddError(str(e)) from None
-    model_arg = args.model or load(TrainConfig, args.config).output.model_dir
+    model_arg = args.model or load(TrainConfig, args.config, args.overrides).output.model_dir
 
     from transformers.utils import logging
     logging.disable_progress_bar()
@@ -51,6 +51,10 @@ def main():
 
     model, tok = load_model(model_arg, args.revision)
     c = model.config
+    layers = _indices(args.layers, c.n_layer, "layers")
+    heads = _indices(args.heads, c.n_head, "heads")
+    if args.problem is None and not (c.min_operand <= min(a, b) and max(a, b) <= c.max_operand):
+        a, b = c.max_operand // 3, c.max_operand  # the default example is beyond this model's range
     if not args.allow_out_of_range and not (c.min_operand <= min(a, b) and max(a, b) <= c.max_operand):
         raise HexaddError(f"{a}+{b}: this model was trained on operands {c.min_operand}..{c.max_operand}; "
                           "use --allow-out-of-range to plot it anyway")
@@ -58,13 +62,15 @@ def main():
         check_fits(model, a, b)
     except ValueError as e:
         raise HexaddError(str(e)) from None
-    layers = _indices(args.layers, model.config.n_layer, "layers")
-    heads = _indices(args.heads, model.config.n_head, "heads")
     from pathlib import Path
     out = Path(args.out) if args.out else (Path(model_arg) if Path(model_arg).is_dir() else Path(".")) / "attention_visualizations"
     shown, files = problem_attention(model, tok, a, b, out, layers, heads)
     print(f"{shown}: wrote {len(files)} figures to {out}/")
 
 
-if __name__ == "__main__":
+def entry():
     cli.run(main)
+
+
+if __name__ == "__main__":
+    entry()

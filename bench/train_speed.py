@@ -15,23 +15,27 @@ from common import ROOT, machine, matmul_peak, need_data, save
 def measure(config_path, steps: int, warmup: int = 5) -> dict:
     import torch
     from hexadd.config import TrainConfig, load
-    from hexadd.training import prepare, train_step
+    from hexadd.replay import Replay
+    from hexadd.training import batch_tensors, prepare, train_step
 
-    cfg = load(TrainConfig, config_path, ["output.model_dir=model"])  # the tokenizer lives in model/
+    cfg = load(TrainConfig, config_path, [f"data.dir={ROOT / 'data'}", f"tokenizer.dir={ROOT / 'tokenizer'}",
+                                          "training.device=cpu"])
     run = prepare(cfg, log=lambda *_: None)
-    model, split = run.model.train(), run.train_split
-    batches = [run.batches(i) for i in range(warmup + steps)]
-    tokens = sum(int(split.attention_mask[idx].shape[0] * split.attention_mask.shape[1]) for idx in batches[warmup:])
+    model = run.model.train()
+    t = cfg.training
+    replay = Replay()  # empty: the step reads training rows only, as until the first fresh errors
+    batches = [batch_tensors(run, replay, i, t.replay, t.seed) for i in range(warmup + steps)]
+    tokens = sum(ids.numel() for ids, _, _ in batches[warmup:])
 
     def trainer_loop():
-        for i, idx in enumerate(batches):
+        for i in range(len(batches)):
             if i == warmup:
                 t0 = time.perf_counter()
-            train_step(model, run.optimizer, run.scheduler, split, idx, cfg.training.grad_clip)
+            train_step(run, *batch_tensors(run, replay, i, t.replay, t.seed), t.grad_clip)
         return time.perf_counter() - t0
 
     # The reference: pre-sliced batches, forward with loss, backward, AdamW; nothing else.
-    plain_batches = [(split.input_ids[i], split.attention_mask[i], split.labels[i]) for i in batches]
+    plain_batches = batches
     plain_opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def plain_loop():

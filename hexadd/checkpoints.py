@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import ConfigError, DataError
-from .io import write_json
+from .io import normal_modes, write_json
 
 LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
@@ -62,6 +62,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
     save_file(tensors, ckpt / "optimizer.safetensors")
     write_json(ckpt / "trainer_state.json", {
         "step": step, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict(), **state})
+    normal_modes(ckpt)
     write_json(run_dir / LATEST, {"checkpoint": ckpt.name})
     for old in run_dir.glob("checkpoint-*"):  # also any left by a run killed mid-save
         if old != ckpt:
@@ -99,6 +100,7 @@ def save_model(model, tok, model_dir: Path, extra_files: dict[str, Path] | None 
     for name, src in (extra_files or {}).items():
         if src.is_file():
             shutil.copyfile(src, tmp / name)
+    normal_modes(tmp)
     model_dir.mkdir(parents=True, exist_ok=True)
     for f in tmp.iterdir():
         os.replace(f, model_dir / f.name)

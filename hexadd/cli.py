@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .errors import HexaddError
@@ -9,10 +10,20 @@ from .errors import HexaddError
 EXIT_USAGE = 2
 
 
+PROJECT = Path(__file__).resolve().parents[1]
+EXAMPLES = {"data_config.yaml": "problems.count=20000", "train_config.yaml": "training.batch_size=64"}
+
+
+def default_config(name: str) -> str:
+    """The config in the current folder if there is one, else the project's own: scripts run from anywhere."""
+    return name if Path(name).is_file() or not (PROJECT / name).is_file() else str(PROJECT / name)
+
+
 def add_config_args(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--config", default=default, help=f"YAML config (default: {default})")
+    parser.add_argument("--config", default=default_config(default),
+                        help=f"YAML config (default: ./{default}, else the project's {default})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config value, e.g. --set training.batch_size=64 (repeatable)")
+                        help=f"override one config value, e.g. --set {EXAMPLES.get(default, 'section.key=value')} (repeatable)")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -69,7 +69,7 @@ def model_card(model_dir: Path, repo_id: str):
         common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
                       dataset_name=f"{lo}..{hi} + {lo}..{hi} addition, base {base} ({how})",
                       metric_args={"n": cert["n"], "wrong": cert["wrong"], "exhaustive": cert["exhaustive"],
-                                   "seed": cert["seed"]})
+                                   **({} if cert["exhaustive"] else {"seed": cert["seed"]})})
         results[:0] = [
             EvalResult(**common, metric_type="exact_match", metric_value=1 - cert["error_rate"],
                        metric_name=f"Exact match, certificate ({cert['wrong']:,} wrong of {cert['n']:,})"),

@@ -31,6 +31,14 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
+def normal_modes(folder: str | os.PathLike) -> None:
+    """Give every file under `folder` the mode a new file gets (libraries' own atomic writers leave 0600)."""
+    mode = 0o666 & ~_umask()
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            os.chmod(p, mode)
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w"):
     with atomic_path(path) as tmp, open(tmp, mode) as f:

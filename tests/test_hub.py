@@ -49,8 +49,16 @@ def test_push_then_load_by_repo_id_online_offline_and_without_the_package(tiny_r
     card = files["README.md"].decode()
     meta = yaml.safe_load(card.split("---")[1])
     measured = json.loads((model_dir / "eval_results.json").read_text())["accuracy"]
-    metrics = meta["model-index"][0]["results"][0]["metrics"]
-    assert metrics[0]["type"] == "exact_match" and metrics[0]["value"] == measured
+    cert = json.loads((model_dir / "certificate.json").read_text())
+    metrics = [m for r in meta["model-index"][0]["results"] for m in r["metrics"]]
+    held_out = next(m for m in metrics if m["name"] == "Exact match (held-out)")
+    assert held_out["type"] == "exact_match" and held_out["value"] == measured
+    # The certificate leads: its exact match and the 95% upper bound on the error rate, with N and the seed.
+    assert metrics[0]["type"] == "exact_match" and metrics[0]["value"] == 1 - cert["error_rate"]
+    # 0..99 holds 10,000 problems, fewer than the trainer's 10^5: every one was checked.
+    assert metrics[0]["args"] == {"n": 10_000, "wrong": cert["wrong"], "exhaustive": True}
+    assert metrics[1]["type"] == "certified_error_rate_upper_95" and metrics[1]["value"] == cert["upper_95"]
+    assert f"{cert['n']:,} problems" in card and "certificate.json" in files
     assert "trust_remote_code=True" in card and "+A+B+" in card
     # The published model code imports nothing from this package.
     for code in ("model.py", "positions.py"):
