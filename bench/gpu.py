@@ -58,6 +58,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", help="also copy the results JSON here")
     p.add_argument("--sample-6m", default="10000000", help="--certify argument for the 6.4M model (all: every problem)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="trainer.py --set for both runs")
+    p.add_argument("--default-set", action="append", default=[], help="trainer.py --set for the default run only")
+    p.add_argument("--name", default="gpu", help="results file name under bench/results/")
     p.add_argument("--dry-run", action="store_true", help="the same stages on the CPU with a tiny problem set and few steps")
     args = p.parse_args()
     import torch
@@ -70,7 +73,8 @@ def main():
         train_sets = ["--set", "training.max_steps=60", "--set", "training.eval_interval=30", "--set", "model.n_layer=1",
                       "--set", "training.certify=2000"]
         args.sample_6m = "2000"
-    result = {"gpu": torch.cuda.get_device_name(0) if not args.dry_run else "none (dry run)", "torch": torch.__version__}
+    train_sets += [a for o in args.overrides for a in ("--set", o)]
+    result = {"overrides": args.overrides, "default_overrides": args.default_set, "gpu": torch.cuda.get_device_name(0) if not args.dry_run else "none (dry run)", "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for cmd in (["data_generator.py", "--set", f"output.dir={work / 'data'}", *data_sets],
@@ -85,15 +89,16 @@ def main():
             except Exception as e:  # keep what the other stages measured
                 result[key] = {"error": f"{type(e).__name__}: {e}"}
             print(key, json.dumps(result[key])[:600], flush=True)
-            out = save("gpu" if not args.dry_run else "gpu-dry-run", result)
+            out = save(args.name if not args.dry_run else "gpu-dry-run", result)
             if args.out:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
-                (Path(args.out) / "gpu.json").write_text(out.read_text())
+                (Path(args.out) / f"{args.name}.json").write_text(out.read_text())
 
         models = {}
 
         def train_default():
-            models["default"], r = train("default", ROOT / "train_config.yaml", work, device, train_sets)
+            models["default"], r = train("default", ROOT / "train_config.yaml", work, device,
+                                         train_sets + [a for o in args.default_set for a in ("--set", o)])
             return r
 
         def train_6m():
@@ -103,7 +108,8 @@ def main():
         stage("train_default", train_default)
         stage("certify_default_all", lambda: certify(models["default"], "all", device))
         stage("train_6.4M", train_6m)
-        stage("certify_6.4M", lambda: certify(models["6.4M"], args.sample_6m, device))
+        if args.sample_6m != "none":
+            stage("certify_6.4M", lambda: certify(models["6.4M"], args.sample_6m, device))
     print(json.dumps({"machine": machine(), **result}, indent=1))
 
 

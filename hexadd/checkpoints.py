@@ -19,7 +19,7 @@ LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
 MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "max_offset"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
-                           "weight_decay", "balance_lengths", "seed", "replay", "fresh_eval")}
+                           "weight_decay", "balance_lengths", "seed", "replay", "fresh_eval", "stop_clean_evals", "stop_gate")}
 
 
 def latest(run_dir: Path) -> Path | None:

@@ -124,6 +124,7 @@ class TrainingConfig:
     fresh_eval: int = 10_000
     replay: float = 0.1
     stop_clean_evals: int = 3
+    stop_gate: int = 100_000
     certify: int = 100_000
     checkpoint_interval: int = 500
     early_stop: bool = True
@@ -147,7 +148,7 @@ class TrainingConfig:
             raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
         if self.precision not in ("auto", *PRECISIONS):
             raise ConfigError(f"{at}.precision: must be auto or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "threads", "fresh_eval", "stop_clean_evals", "certify"):
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "certify"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
         if (self.max_steps is None) == (self.epochs is None):

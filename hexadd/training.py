@@ -239,7 +239,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     main, c = accelerator.is_main_process, model.config
     metrics_path = run_dir / METRICS_FILE
     replay = Replay()
-    state = {"best": {"key": None, "step": 0}, "clean_evals": 0, "train_time_s": 0.0}
+    state = {"best": {"key": None, "step": 0}, "clean_evals": 0, "train_time_s": 0.0, "stopped_by_rule": False}
     step = 0
     if ckpt is not None:
         step, saved, extra = load_checkpoint(ckpt, model, optimizer, scheduler)
@@ -265,7 +265,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
         accelerator.wait_for_everyone()
 
     model.train()
-    done = t.early_stop and state["clean_evals"] >= t.stop_clean_evals
+    done = t.early_stop and state.get("stopped_by_rule", False)
     bar = tqdm(total=max_steps, initial=step, desc="training", unit="step", dynamic_ncols=True,
                disable=None if main else True)
     log_line = tqdm.write if not bar.disable else log
@@ -291,7 +291,15 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
                     state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
                     if main:
                         save_model(model, run.tok, model_dir, {METRICS_FILE: metrics_path})
-                done = t.early_stop and state["clean_evals"] >= t.stop_clean_evals
+                if t.early_stop and state["clean_evals"] >= t.stop_clean_evals:
+                    done = state["stopped_by_rule"] = _gate(run, replay, step, t, log_line)
+                    if done and state["best"]["step"] != step:
+                        # The weights the gate vetted are the ones to keep, even at a slightly higher loss.
+                        state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
+                        if main:
+                            save_model(model, run.tok, model_dir, {METRICS_FILE: metrics_path})
+                    if not done:
+                        state["clean_evals"] = 0
             if stop_after is not None and step >= stop_after:
                 done = True
             if step % t.checkpoint_interval == 0 or done or step == max_steps:
@@ -304,7 +312,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
         raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved in {run_dir}; "
                                 "continue with the same command plus --resume") from None
     bar.close()
-    stopped = "its stopping rule" if t.early_stop and state["clean_evals"] >= t.stop_clean_evals else (
+    stopped = "its stopping rule" if state.get("stopped_by_rule") else (
         "--stop-after" if step < max_steps else "the end of the schedule")
     log(f"stopped at step {step} by {stopped}")
     cert = None
@@ -339,6 +347,24 @@ def _evaluate(run: Setup, replay: Replay, step: int, t, reduce, out, train_time_
         record.update(fresh_errors=len(wrong), fresh_total=t.fresh_eval,
                       fresh_accuracy=1 - len(wrong) / t.fresh_eval, replay_size=len(replay))
     return record
+
+
+def _gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
+    """The last check before stopping: a fresh sample of stop_gate problems with no error. Its errors are replayed."""
+    if not t.stop_gate:
+        return True
+    acc = run.accelerator
+    c = run.model.config
+    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed + 1, step)  # another stream than the evaluations
+    wrong = fresh_check(run.model, run.tok, run.encoder, pairs[acc.process_index::acc.num_processes], autocast=run.autocast())
+    if acc.num_processes > 1:
+        from accelerate.utils import gather_object
+        wrong = torch.tensor(gather_object(wrong.tolist()), dtype=torch.long).view(-1, 2)
+    log(f"step {step}: stopping gate, {len(wrong)} wrong of {t.stop_gate:,} fresh problems"
+        + ("" if len(wrong) else "; stopping"))
+    if len(wrong) and t.replay > 0:
+        replay.add(wrong)
+    return len(wrong) == 0
 
 
 def _describe(r: dict, max_steps: int) -> str:
