@@ -25,7 +25,7 @@ def main():
     p.add_argument("problems", nargs="*", help="problems like 1234+5678")
     p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
     p.add_argument("--eval", nargs="?", const="", metavar="PATH",
-                   help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ lines")
+                   help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ or decimal a+b lines")
     p.add_argument("--certify", nargs="?", const=str(DEFAULT_SAMPLES), metavar="N|all",
                    help=f"exact match on N problems sampled uniformly from the whole trained range "
                         f"(default {DEFAULT_SAMPLES:,}), or on every one of them with 'all'")

@@ -1,5 +1,4 @@
 """Shared by the benchmarks: machine description, matmul peak, results files."""
-import json
 import os
 import platform
 import sys

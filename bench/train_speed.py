@@ -16,7 +16,8 @@ def measure(config_path, steps: int, warmup: int = 5) -> dict:
     import torch
     from hexadd.config import TrainConfig, load
     from hexadd.replay import Replay
-    from hexadd.training import batch_tensors, prepare, train_step
+    from hexadd.setup import prepare
+    from hexadd.training import batch_tensors, train_step
 
     cfg = load(TrainConfig, config_path, [f"data.dir={ROOT / 'data'}", f"tokenizer.dir={ROOT / 'tokenizer'}",
                                           "training.device=cpu"])

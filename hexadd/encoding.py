@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import ModelError
-from .numbers import DIGITS, SEP, num_digits
+from .numbers import DIGITS, num_digits
 from .tokenization import separator_id
 
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .data import read_problems
+from .data import read_lines, read_problems
 from .decoding import decode
 from .io import write_json
-from .numbers import num_digits
+from .errors import DataError
+from .numbers import SEP, num_digits, parse_decimal_problem
 
 
 @dataclass
@@ -31,9 +32,24 @@ class EvalResult:
         return self.passes / max(self.total, 1)
 
 
+def read_any(path: str | Path, base: int, reverse: bool) -> list[tuple[int, int, int]]:
+    """(a, b, a+b) from a file of `+A+B+C+` lines (the data format) or of decimal `a+b` lines."""
+    numbered = read_lines(path)
+    if numbered[0][1].startswith(SEP):
+        return read_problems(path, base, reverse)[1]
+    problems = []
+    for i, line in numbered:
+        try:
+            a, b = parse_decimal_problem(line)
+        except ValueError as e:
+            raise DataError(f"{path} line {i}: {e}") from None
+        problems.append((a, b, a + b))
+    return problems
+
+
 def evaluate_file(model, tok, path: str | Path, mode: str, batch_size: int = 512) -> EvalResult:
     cfg = model.config
-    _, problems = read_problems(path, cfg.base, cfg.reverse)
+    problems = read_any(path, cfg.base, cfg.reverse)
     result = EvalResult(mode=mode, base=cfg.base)
     bar = tqdm(total=len(problems), desc=f"eval ({mode})", unit="problem", disable=None, leave=False)
     for i in range(0, len(problems), batch_size):

@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
-from hexadd.config import DataConfig, TrainConfig, load
+from hexadd.config import DataConfig, TrainConfig, load, to_dict
 from hexadd.errors import ConfigError
 
 
@@ -61,3 +61,20 @@ def test_missing_and_malformed_config_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     proc = run_script("data_generator.py", "--config", str(tmp_path / "list.yaml"), cwd=tmp_path)
     assert_one_line_error(proc, "must be a mapping")
+
+
+def test_the_yaml_files_are_the_defaults():
+    """A partial config gets the shipped recipe: the dataclass defaults equal the YAML files."""
+    assert load(TrainConfig, None) == load(TrainConfig, ROOT / "train_config.yaml")
+    assert load(DataConfig, None) == load(DataConfig, ROOT / "data_config.yaml")
+
+
+def test_preset_holds_only_its_differences():
+    import yaml
+    preset = yaml.safe_load((ROOT / "configs/reference-6.4M.yaml").read_text())
+    cfg = load(TrainConfig, ROOT / "configs/reference-6.4M.yaml")
+    assert (cfg.model.n_embd, cfg.model.n_layer, cfg.model.n_head) == (256, 8, 4)
+    defaults = to_dict(load(TrainConfig, None))
+    for section, values in preset.items():
+        for key, value in values.items():
+            assert defaults[section][key] != value, f"{section}.{key} restates the default"

@@ -1,3 +1,4 @@
+import json
 import re
 import shutil
 
@@ -99,3 +100,31 @@ def test_malformed_answers_are_marked_not_raised(tiny_run):
     answers = decode(model, tok, [(1, 2), (34, 56), (99, 0)], "verified")
     assert all((a.value is None) == (a.note is not None) for a in answers)
     assert any(a.value is None for a in answers)
+
+
+def test_beyond_the_position_table_is_refused_even_out_of_range(tiny_run, tmp_path):
+    long = "1" * 51
+    proc = infer(tiny_run, "--allow-out-of-range", f"{long}+1")
+    assert_one_line_error(proc, "needs position", "positions 0..15")
+    proc = infer(tiny_run, "--allow-out-of-range", "150+1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("150+1=") and "outside the trained operands 0..99" in proc.stderr
+    model = str(tiny_run / "model")
+    proc = run_script("visualize_attention.py", "99999+1", "--model", model, cwd=tmp_path)
+    assert_one_line_error(proc, "trained on operands 0..99", "--allow-out-of-range")
+    proc = run_script("visualize_attention.py", f"{'9' * 60}+1", "--model", model, "--allow-out-of-range", cwd=tmp_path)
+    assert_one_line_error(proc, "needs position")
+    assert not (tmp_path / "attention_visualizations").exists()
+
+
+def test_eval_reads_decimal_lines_too(tiny_run, tmp_path):
+    (tmp_path / "dec.txt").write_text("12+34\n\n7 + 5\n99+99\n")
+    proc = infer(tiny_run, "--eval", str(tmp_path / "dec.txt"), "--eval-dir", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out/eval_results.json").read_text())
+    model, tok = load_model(str(tiny_run / "model"))
+    right = sum(a.value == a.a + a.b for a in decode(model, tok, [(12, 34), (7, 5), (99, 99)], "verified"))
+    assert result["total"] == 3 and result["correct"] == right
+    (tmp_path / "bad.txt").write_text("12+34\n\nabc+1\n")
+    assert_one_line_error(infer(tiny_run, "--eval", str(tmp_path / "bad.txt"), "--eval-dir", str(tmp_path / "out")),
+                          "bad.txt line 3")

@@ -1,13 +1,11 @@
 import json
 
-import pytest
 import torch
 
 from conftest import ROOT, TINY_DATA, TINY_MODEL, assert_one_line_error, run_script, sets
-from hexadd.config import TrainConfig, load
 from hexadd.data import HELD_OUT_FILE, load_meta
 from hexadd.loading import load_model
-from hexadd.training import Batches, evaluate, length_pair_weights, load_split
+from hexadd.splits import Batches, evaluate, length_pair_weights, load_split
 
 
 def test_tiny_model_learns_held_out_addition(tiny_run):

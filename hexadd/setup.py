@@ -1,0 +1,139 @@
+"""Everything a training run needs before its first step: the model built from the config and the
+data, the optimizer and schedule, the device and the Accelerate process group."""
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+from .config import TrainConfig
+from .data import HELD_OUT_FILE, TRAIN_FILE, DataMeta, load_meta
+from .devices import autocast, pick_device, resolve_precision
+from .encoding import ProblemEncoder
+from .errors import ConfigError
+from .model import BLOCK_SCHEMES, HexAddConfig, HexAddForCausalLM
+from .positions import block_position_ids
+from .splits import Batches, Split, length_pair_weights, load_split
+from .tokenization import check_tokenizer, digit_token_ids, load_tokenizer
+
+
+# ---------------------------------------------------------------- model construction
+
+def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> HexAddConfig:
+    m = cfg.model
+    pad = tok.pad_token_id
+    config = HexAddConfig(
+        vocab_size=len(tok), n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head, n_positions=m.n_positions,
+        resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=m.dropout,
+        activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU (gelu_new) as one kernel instead of six ops
+        bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
+        n_predict=m.n_predict, position_scheme=m.positions, max_offset=m.max_offset,
+        digit_token_ids=digit_token_ids(tok),
+        base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
+    )
+    if m.positions in BLOCK_SCHEMES:
+        need = longest["digits"] + m.max_offset + 1
+        what = f"the longest number ({longest['digits']} digit tokens) plus max_offset {m.max_offset}"
+    else:
+        need, what = longest["tokens"], f"the longest sequence ({longest['tokens']} tokens)"
+    if m.n_positions < need:
+        raise ConfigError(f"model.n_positions: {m.n_positions} cannot hold {what}; need at least {need}")
+    return config
+
+
+def longest(tok, splits: list[Split]) -> dict:
+    """The longest number (in digit tokens) and the longest sequence, which n_positions must hold."""
+    digit_ids = torch.tensor(digit_token_ids(tok))
+    return {"digits": max(int(block_position_ids(s.input_ids, digit_ids, s.attention_mask).max()) for s in splits),
+            "tokens": max(int(s.attention_mask.sum(1).max()) for s in splits)}
+
+
+def param_groups(model, weight_decay: float):
+    """nanoGPT's rule: decay matrices and embeddings, not biases or LayerNorm gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    seen, decay, no_decay = set(), [], []
+    for p in params:
+        if id(p) in seen:  # the tied embedding appears once
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---------------------------------------------------------------- setup
+
+@dataclass
+class Setup:
+    """Everything a run needs before its first step."""
+    model: HexAddForCausalLM          # the bare model (what is saved and evaluated)
+    ddp_model: torch.nn.Module        # what the step runs: the model, or its DistributedDataParallel wrapper
+    tok: object
+    train_split: Split
+    held_split: Split
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batches: Batches
+    max_steps: int
+    n_params: int
+    accelerator: object
+    precision: str
+    encoder: ProblemEncoder | None    # None when the tokenizer merges digits: then strings are tokenized
+
+    @property
+    def device(self):
+        return self.accelerator.device
+
+    def autocast(self):
+        return autocast(self.precision, self.device)
+
+
+def make_accelerator(device_name: str):
+    """An Accelerator on the asked device; under torchrun on CPUs, `cpu=True` is what joins the process group."""
+    device = pick_device(device_name)
+    if device.type == "cuda" and device.index is not None and "LOCAL_RANK" not in os.environ:
+        torch.cuda.set_device(device)
+    from accelerate import Accelerator
+    return Accelerator(cpu=device.type == "cpu")
+
+
+def prepare(cfg: TrainConfig, log=print, accelerator=None) -> Setup:
+    """Seed, load data and tokenizer, check them against the config, and build model, optimizer and schedule."""
+    t = cfg.training
+    accelerator = accelerator or make_accelerator(t.device)
+    device = accelerator.device
+    precision = resolve_precision(t.precision, device)
+    torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    torch.manual_seed(t.seed)
+    data_dir = Path(cfg.data.dir)
+    meta = load_meta(data_dir)
+    tok = load_tokenizer(cfg.tokenizer.dir)
+    check_tokenizer(tok, meta.base)
+    train_split = load_split(tok, data_dir / TRAIN_FILE, meta)
+    held_split = load_split(tok, data_dir / HELD_OUT_FILE, meta)
+    encoder = None if ProblemEncoder.merges_digits(tok) else ProblemEncoder(tok, meta.base, meta.reverse, meta.max_operand)
+
+    model = HexAddForCausalLM(build_model_config(cfg, tok, meta, longest(tok, [train_split, held_split])))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params:,} parameters ({n_params / 1e6:.2f}M), {cfg.model.n_layer} layers, {cfg.model.n_embd} wide, "
+        f"{cfg.model.n_head} heads, {cfg.model.n_predict} prediction heads, {cfg.model.positions} positions")
+    log(f"data: {len(train_split):,} training, {len(held_split):,} held-out problems (base {meta.base}); "
+        f"{device}, {precision}, {accelerator.num_processes} process{'es' if accelerator.num_processes > 1 else ''}")
+
+    weights = length_pair_weights(train_split.operands, meta.base) if t.balance_lengths else None
+    batches = Batches(len(train_split), t.batch_size, t.seed, weights)
+    max_steps = t.max_steps if t.max_steps is not None else math.ceil(t.epochs * batches.per_epoch)
+    # Eager attention: at these sizes (head dim 32, under 20 tokens) sdpa gains nothing on CPU
+    # (bench/train_speed.py measures both); on a GPU sdpa's fused kernels win.
+    model.set_attn_implementation("eager" if device.type == "cpu" else "sdpa")
+    model.to(device)
+    if device.type == "cuda":
+        train_split, held_split = train_split.to(device), held_split.to(device)
+    fused = device.type in ("cpu", "cuda")  # one kernel for all parameters
+    optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=(0.9, 0.99), fused=fused)
+    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=min(t.warmup_steps, max_steps), num_training_steps=max_steps, min_lr_rate=t.min_lr_ratio)
+    ddp_model = accelerator.prepare_model(model) if accelerator.num_processes > 1 else model
+    return Setup(model, ddp_model, tok, train_split, held_split, optimizer, scheduler, batches, max_steps, n_params,
+                 accelerator, precision, encoder)
