@@ -29,6 +29,8 @@ def main():
     # A scheduler's SIGTERM stops the run like Ctrl-C: with a checkpoint to resume from.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = train(cfg, resume=args.resume, stop_after=args.stop_after)
+    if not result["main_process"]:  # the other processes of a distributed run stay quiet
+        return
     best = result["best"]
     if best["step"] == 0:
         print(f"trained {result['steps']} steps; no evaluation yet, so no model saved")

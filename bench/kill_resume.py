@@ -20,7 +20,7 @@ from common import ROOT, save
 
 DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]
 MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_positions=16", "training.batch_size=64",
-         "training.learning_rate=0.003", "training.max_steps=600", "training.eval_interval=50",
+         "training.learning_rate=0.003", "training.max_steps=1200", "training.eval_interval=50",
          "training.checkpoint_interval=50", "training.early_stop=false", "training.fresh_eval=2000",
          "training.certify=0", "training.threads=1"]
 
@@ -74,7 +74,7 @@ def main():
                     time.sleep(rng.uniform(4, 6))  # past start-up
                     when = wait_for_save(work, "killed", proc, full_s)
                 else:
-                    time.sleep(rng.uniform(4, full_s * 0.8))
+                    time.sleep(rng.uniform(4, full_s * 0.25))  # a resumed run restarts at its checkpoint
                     when = "at a random moment"
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
@@ -89,10 +89,10 @@ def main():
                 sys.exit(f"resumed run failed: {proc.stderr.read().decode()[-500:]}")
             break
         same = {}
-        for f in ("run/checkpoint-600/model.safetensors", "model/model.safetensors", "run/checkpoint-600/optimizer.safetensors"):
+        for f in ("run/checkpoint-1200/model.safetensors", "model/model.safetensors", "run/checkpoint-1200/optimizer.safetensors"):
             same[f] = (work / "full" / f).read_bytes() == (work / "killed" / f).read_bytes()
         steps = [json.loads(line)["step"] for line in (work / "killed" / "run" / "metrics.jsonl").read_text().splitlines()]
-        same["metrics steps"] = steps == list(range(50, 601, 50))
+        same["metrics steps"] = steps == list(range(50, 1201, 50))
         print(f"{len(kills)} kills survived; byte-identical to the uninterrupted run: {same}")
         save("kill_resume", {"kills": kills, "identical": same, "uninterrupted_s": full_s})
         if not all(same.values()):

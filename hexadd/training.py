@@ -194,7 +194,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     accelerator.wait_for_everyone()
     return {"steps": step, "train_time_s": state["train_time_s"], "best": state["best"], "parameters": run.n_params,
             "samples_per_s": step * run.batches.batch_size / max(state["train_time_s"], 1e-9), "stopped_by": stopped,
-            "certificate": cert}
+            "certificate": cert, "main_process": main}
 
 
 def _evaluate(run: Setup, replay: Replay, step: int, t, reduce, out, train_time_s: float) -> dict:

@@ -15,7 +15,8 @@ TINY_DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=t
 TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_positions=16",
               "training.batch_size=64", "training.learning_rate=0.003", "training.warmup_steps=50",
               "training.min_lr_ratio=0.1", "training.balance_lengths=false",
-              "training.max_steps=1200", "training.eval_interval=100", "training.threads=2"]
+              "training.max_steps=1200", "training.eval_interval=100", "training.threads=2",
+              "training.fresh_eval=2000", "training.stop_gate=10000"]
 
 
 def run_script(script: str, *args: str, cwd: Path, input: str | None = None, env: dict | None = None,
