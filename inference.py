@@ -14,7 +14,6 @@ from itertools import islice
 from pathlib import Path
 
 from hexadd import cli
-from hexadd.certify import DEFAULT_SAMPLES
 from hexadd.config import TrainConfig, load
 from hexadd.errors import ConfigError, HexaddError
 from hexadd.numbers import parse_decimal_problem
@@ -26,9 +25,9 @@ def main():
     p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
     p.add_argument("--eval", nargs="?", const="", metavar="PATH",
                    help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ or decimal a+b lines")
-    p.add_argument("--certify", nargs="?", const=str(DEFAULT_SAMPLES), metavar="N|all",
-                   help=f"exact match on N problems sampled uniformly from the whole trained range "
-                        f"(default {DEFAULT_SAMPLES:,}), or on every one of them with 'all'")
+    p.add_argument("--certify", nargs="?", const="default", metavar="N|all",
+                   help="exact match on N problems sampled uniformly from the whole trained range "
+                        "(default 1,000,000), or on every one of them with 'all'")
     p.add_argument("--seed", type=int, default=0, help="seed of the --certify sample (default 0)")
     p.add_argument("--eval-dir", help="where --eval and --certify write their results "
                                       "(default: the model folder; for a Hub model, the current folder)")
@@ -151,6 +150,9 @@ def _certify_count(text: str | None) -> int | None:
     """--certify N or all -> N, or None for every problem."""
     if text is None or text == "all":
         return None
+    if text == "default":
+        from hexadd.certify import DEFAULT_SAMPLES  # imports torch: only once the arguments are known good
+        return DEFAULT_SAMPLES
     try:
         n = int(float(text)) if "e" in text.lower() else int(text.replace("_", "").replace(",", ""))
     except ValueError:

@@ -22,6 +22,12 @@ def main():
         if get_token() is None:  # say so before training, not after it
             raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
 
+    if args.resume:  # refused in a second, before torch and the data load
+        from pathlib import Path
+        from hexadd.checkpoints import check_resumable
+        from hexadd.config import to_dict
+        check_resumable(Path(cfg.output.run_dir), to_dict(cfg))
+
     from transformers.utils import logging
     logging.disable_progress_bar()
     from hexadd.training import train  # heavy imports only after the config is known to be good

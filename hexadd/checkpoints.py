@@ -2,15 +2,12 @@
 
 A checkpoint records the model config and the schedule it was made with; resuming under a different
 one is refused, naming the key, because the optimizer state and the data order would silently stop
-meaning what they meant.
+meaning what they meant. torch is imported where it is used: the resume check runs before it loads.
 """
 import json
 import os
 import shutil
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
 
 from .errors import ConfigError, DataError
 from .io import normal_modes, write_json
@@ -52,6 +49,8 @@ def check_resumable(run_dir: Path, config: dict) -> Path:
 
 def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state: dict, extra: dict) -> None:
     """Write checkpoint-{step}/ completely, then point latest.json at it; a kill leaves the previous one usable."""
+    import torch
+    from safetensors.torch import save_file
     ckpt = run_dir / f"checkpoint-{step}"
     shutil.rmtree(ckpt, ignore_errors=True)
     model.save_pretrained(ckpt)
@@ -71,6 +70,8 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, state
 
 def load_checkpoint(ckpt: Path, model, optimizer, scheduler) -> tuple[int, dict, dict]:
     """Restore weights (strictly), optimizer, schedule and RNG; returns (step, trainer state, extra tensors)."""
+    import torch
+    from safetensors.torch import load_file
     weights = load_file(ckpt / "model.safetensors")
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embedding, stored once

@@ -89,11 +89,26 @@ class Setup:
         return autocast(self.precision, self.device)
 
 
+class OneProcess:
+    """What the loop asks of an Accelerator, for a run started without a launcher: importing and building
+    a real one costs about 3 s of start-up, and one process needs none of it."""
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def __init__(self, device):
+        self.device = device
+
+    def wait_for_everyone(self):
+        pass
+
+
 def make_accelerator(device_name: str):
-    """An Accelerator on the asked device; under torchrun on CPUs, `cpu=True` is what joins the process group."""
+    """An Accelerator on the asked device when launched with several processes (torchrun, accelerate
+    launch); under torchrun on CPUs, `cpu=True` is what joins the process group."""
     device = pick_device(device_name)
-    if device.type == "cuda" and device.index is not None and "LOCAL_RANK" not in os.environ:
-        torch.cuda.set_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        if device.type == "cuda" and device.index is not None:
+            torch.cuda.set_device(device)
+        return OneProcess(device)
     from accelerate import Accelerator
     return Accelerator(cpu=device.type == "cpu")
 

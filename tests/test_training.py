@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from conftest import ROOT, TINY_DATA, TINY_MODEL, assert_one_line_error, run_script, sets
+from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script, sets
 from hexadd.data import HELD_OUT_FILE, load_meta
 from hexadd.loading import load_model
 from hexadd.splits import Batches, evaluate, length_pair_weights, load_split
@@ -18,28 +18,6 @@ def test_tiny_model_learns_held_out_addition(tiny_run):
     assert ev["accuracy"] >= 0.95
     assert (tiny_run / "model/tokenizer.json").is_file() and (tiny_run / "model/metrics.jsonl").is_file()
     assert (tiny_run / "runs/default/config.yaml").is_file()
-
-
-def test_resume_continues_to_the_same_weights(tmp_path):
-    cfg = ["--config", str(ROOT / "train_config.yaml")]
-    small = [o for o in TINY_MODEL if not o.startswith(("training.max_steps", "training.eval_interval"))]
-    small += ["training.eval_interval=20", "training.checkpoint_interval=20", "training.early_stop=false"]
-    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
-    assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
-    full = run_script("trainer.py", *cfg, *sets(*small, "training.max_steps=60", "output.run_dir=runs/full"), cwd=tmp_path)
-    assert full.returncode == 0, full.stderr
-    part = sets(*small, "training.max_steps=60", "output.run_dir=runs/part")
-    first = run_script("trainer.py", *cfg, *part, "--stop-after", "40", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    resumed = run_script("trainer.py", *cfg, *part, "--resume", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from step 40" in resumed.stdout
-    a = (tmp_path / "runs/full/checkpoint-60/model.safetensors").read_bytes()
-    b = (tmp_path / "runs/part/checkpoint-60/model.safetensors").read_bytes()
-    assert a == b
-    assert not (tmp_path / "runs/part/checkpoint-40").exists()  # superseded checkpoints are removed
-    steps = [json.loads(line)["step"] for line in (tmp_path / "runs/part/metrics.jsonl").read_text().splitlines()]
-    assert steps == [20, 40, 60]
 
 
 def test_start_up_checks(tmp_path):
