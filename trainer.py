@@ -4,6 +4,7 @@ import signal
 
 from hexadd import cli
 from hexadd.config import TrainConfig, load
+from hexadd.errors import ModelError
 
 
 def main():
@@ -18,12 +19,16 @@ def main():
     cfg = load(TrainConfig, args.config, args.overrides)
     if cfg.hub.push:
         from huggingface_hub import get_token
-        from hexadd.errors import ModelError
         if get_token() is None:  # say so before training, not after it
             raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
 
-    if args.resume:  # refused in a second, before torch and the data load
-        from pathlib import Path
+    # What can be refused in a second is refused before torch and the data load.
+    from pathlib import Path
+    from hexadd.data import load_meta
+    load_meta(cfg.data.dir)
+    if not (Path(cfg.tokenizer.dir) / "tokenizer.json").is_file():
+        raise ModelError(f"{cfg.tokenizer.dir}/tokenizer.json not found: run tokenizer.py first")
+    if args.resume:
         from hexadd.checkpoints import check_resumable
         from hexadd.config import to_dict
         check_resumable(Path(cfg.output.run_dir), to_dict(cfg))
