@@ -22,8 +22,10 @@ def main():
         if get_token() is None:  # say so before training, not after it
             raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
 
-    # What can be refused in a second is refused before torch and the data load.
+    # What can be refused in a second is refused before the heavy imports and the data load.
     from pathlib import Path
+    from hexadd.devices import pick_device
+    pick_device(cfg.training.device)
     from hexadd.data import load_meta
     load_meta(cfg.data.dir)
     if not (Path(cfg.tokenizer.dir) / "tokenizer.json").is_file():

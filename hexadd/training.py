@@ -8,6 +8,7 @@ evaluations are split across processes and summed, and only the main process wri
 import contextlib
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -143,8 +144,20 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
                disable=None if main else True)
     log_line = tqdm.write if not bar.disable else log
     last_checkpoint = step
+    # Ctrl-C and SIGTERM stop at the next step boundary with a checkpoint; a KeyboardInterrupt raised at an
+    # arbitrary point could land in a __del__ and be swallowed. A second Ctrl-C stops at once.
+    stop = {"signal": None}
+
+    def request_stop(signum, frame):
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+
+    handlers = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while step < max_steps and not done:
+            if stop["signal"] is not None:
+                raise KeyboardInterrupt
             t0 = time.perf_counter()
             out = train_step(run, *batch_tensors(run, replay, step, t.replay, t.seed), t.grad_clip, scaler)
             step += 1
@@ -184,6 +197,9 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
             checkpoint()
         raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved in {run_dir}; "
                                 "continue with the same command plus --resume") from None
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     bar.close()
     stopped = "its stopping rule" if state.get("stopped_by_rule") else (
         "--stop-after" if step < max_steps else "the end of the schedule")
