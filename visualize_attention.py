@@ -4,6 +4,8 @@
   python3 visualize_attention.py 101+1002          (figures into the model folder's attention_visualizations/)
   python3 visualize_attention.py 101+1002 --out figures
 """
+from pathlib import Path
+
 from hexadd import cli
 from hexadd.config import TrainConfig, load
 from hexadd.errors import ConfigError, HexaddError
@@ -62,7 +64,6 @@ def main():
         check_fits(model, a, b)
     except ValueError as e:
         raise HexaddError(str(e)) from None
-    from pathlib import Path
     out = Path(args.out) if args.out else (Path(model_arg) if Path(model_arg).is_dir() else Path(".")) / "attention_visualizations"
     shown, files = problem_attention(model, tok, a, b, out, layers, heads)
     print(f"{shown}: wrote {len(files)} figures to {out}/")

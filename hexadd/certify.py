@@ -33,9 +33,7 @@ def upper_bound_95(wrong: int, n: int) -> float:
     For 0 wrong it is 1 - 0.05**(1/n) ~ 3/n (the rule of three); otherwise the p at which seeing
     at most `wrong` errors has probability 5%, found by bisection on the binomial CDF.
     """
-    if n <= 0:
-        return 1.0
-    if wrong >= n:
+    if n <= 0 or wrong >= n:
         return 1.0
     if wrong == 0:
         return -math.expm1(math.log(0.05) / n)

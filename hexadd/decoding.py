@@ -33,7 +33,7 @@ def positions_needed(model, a: int, b: int) -> int:
     la, lb = num_digits(a, c.base), num_digits(b, c.base)
     if c.position_scheme in ("block", "block_sinusoidal"):
         return max(la, lb) + 1
-    return la + lb + max(la, lb) + 1 + 4 - 1
+    return 4 + la + lb + (max(la, lb) + 1) - 1  # four `+`, A, B and the longest C, numbered from 0
 
 
 def check_fits(model, a: int, b: int) -> None:

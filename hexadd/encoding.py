@@ -77,6 +77,13 @@ class ProblemEncoder:
         return Encoded(ids, mask, labels)
 
 
+def answer_labels(ids: torch.Tensor, mask: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """(N, T) the answer tokens `C+` (every token after the third `+`), -100 elsewhere."""
+    sep = (ids == sep_id).long()
+    answer = ((sep.cumsum(1) - sep) >= 3) & mask.bool()
+    return torch.where(answer, ids, torch.full_like(ids, -100))
+
+
 def encode_pairs(tok, encoder: ProblemEncoder | None, a: torch.Tensor, b: torch.Tensor, base: int, reverse: bool) -> Encoded:
     """Token tensors for operand pairs: the tensor encoder when every digit is a token, else the tokenizer."""
     if encoder is not None:
@@ -85,9 +92,7 @@ def encode_pairs(tok, encoder: ProblemEncoder | None, a: torch.Tensor, b: torch.
     lines = [format_problem(x, y, base, reverse) for x, y in zip(a.tolist(), b.tolist())]
     enc = tok(lines, padding=True, return_tensors="pt")
     ids, mask = enc["input_ids"].to(a.device), enc["attention_mask"].to(a.device)
-    sep = (ids == separator_id(tok)).long()
-    answer = ((sep.cumsum(1) - sep) >= 3) & mask.bool()  # every token after the third `+`
-    return Encoded(ids, mask, torch.where(answer, ids, torch.full_like(ids, -100)))
+    return Encoded(ids, mask, answer_labels(ids, mask, separator_id(tok)))
 
 
 def pad_to(t: torch.Tensor, width: int, value: int) -> torch.Tensor:

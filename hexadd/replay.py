@@ -5,6 +5,8 @@ also checks a new uniform sample of the whole operand range (seeded by step, nev
 certificate's samples); problems it gets wrong join a replay buffer, and a fraction of every later
 batch is drawn from it, so rare digit patterns get practised until they come out right.
 """
+import contextlib
+
 import torch
 
 from .certify import head1_correct
@@ -40,7 +42,6 @@ def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int) -> torch.Tensor:
 @torch.no_grad()
 def fresh_check(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 4096, autocast=None) -> torch.Tensor:
     """The pairs (of `pairs`) that greedy decoding would get wrong."""
-    import contextlib
     c = model.config
     device = next(model.parameters()).device
     was_training = model.training

@@ -1,10 +1,12 @@
 """Training data as tensors: the splits, the seeded batch order, and the teacher-forced evaluation."""
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .data import DataMeta, read_problems
+from .encoding import answer_labels
 from .errors import DataError
 from .numbers import num_digits
 from .tokenization import separator_id
@@ -32,9 +34,7 @@ def encode_split(tok, lines: list[str], problems, path) -> Split:
     if tok.unk_token_id is not None and (ids == tok.unk_token_id).any():
         row = int((ids == tok.unk_token_id).any(1).nonzero()[0])
         raise DataError(f"{path} line {row + 1}: the tokenizer does not know a character of {lines[row]!r}; run tokenizer.py again")
-    sep = (ids == separator_id(tok)).long()
-    answer = ((sep.cumsum(1) - sep) >= 3) & mask.bool()  # every token after the third `+`
-    labels = torch.where(answer, ids, torch.full_like(ids, -100))
+    labels = answer_labels(ids, mask, separator_id(tok))
     operands = torch.tensor([(a, b) for a, b, _ in problems], dtype=torch.long)
     return Split(ids, mask, labels, operands)
 
@@ -51,7 +51,6 @@ def evaluate(model, split: Split, batch_size: int = 2048, rank: int = 0, world: 
     greedy decoding would return, so `accuracy` is exact-match accuracy of plain greedy decoding.
 
     In a distributed run each process takes rows rank::world and `reduce` sums the counts."""
-    import contextlib
     was_training = model.training
     model.eval()
     n = model.config.n_predict

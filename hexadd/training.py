@@ -226,11 +226,7 @@ def _evaluate(run: Setup, replay: Replay, step: int, t, reduce, out, train_time_
     if t.fresh_eval and ev["accuracy"] >= FRESH_FROM:
         c = run.model.config
         pairs = fresh_pairs(c.min_operand, c.max_operand, t.fresh_eval, t.seed, step)
-        wrong = fresh_check(run.model, run.tok, run.encoder, pairs[acc.process_index::acc.num_processes],
-                            autocast=run.autocast())
-        if acc.num_processes > 1:
-            from accelerate.utils import gather_object
-            wrong = torch.tensor(gather_object(wrong.tolist()), dtype=torch.long).view(-1, 2)
+        wrong = _fresh_wrong(run, pairs)
         if t.replay > 0:
             replay.add(wrong)
         record.update(fresh_errors=len(wrong), fresh_total=t.fresh_eval,
@@ -238,17 +234,24 @@ def _evaluate(run: Setup, replay: Replay, step: int, t, reduce, out, train_time_
     return record
 
 
+def _fresh_wrong(run: Setup, pairs: torch.Tensor) -> torch.Tensor:
+    """The pairs the model gets wrong; each process checks every world-th one, and all get the whole list."""
+    acc = run.accelerator
+    wrong = fresh_check(run.model, run.tok, run.encoder, pairs[acc.process_index::acc.num_processes],
+                        autocast=run.autocast())
+    if acc.num_processes > 1:
+        from accelerate.utils import gather_object
+        wrong = torch.tensor(gather_object(wrong.tolist()), dtype=torch.long).view(-1, 2)
+    return wrong
+
+
 def _gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
     """The last check before stopping: a fresh sample of stop_gate problems with no error. Its errors are replayed."""
     if not t.stop_gate:
         return True
-    acc = run.accelerator
     c = run.model.config
     pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed + 1, step)  # another stream than the evaluations
-    wrong = fresh_check(run.model, run.tok, run.encoder, pairs[acc.process_index::acc.num_processes], autocast=run.autocast())
-    if acc.num_processes > 1:
-        from accelerate.utils import gather_object
-        wrong = torch.tensor(gather_object(wrong.tolist()), dtype=torch.long).view(-1, 2)
+    wrong = _fresh_wrong(run, pairs)
     log(f"step {step}: stopping gate, {len(wrong)} wrong of {t.stop_gate:,} fresh problems"
         + ("" if len(wrong) else "; stopping"))
     if len(wrong) and t.replay > 0:
