@@ -3,7 +3,7 @@
 
   python3 inference.py 1234+5678 "4095 + 1"
   python3 inference.py --file problems.txt        (one a+b per line; - reads standard input)
-  python3 inference.py --eval                     (exact match on the held-out file)
+  python3 inference.py --eval                     (exact match on the held-out problems: the test split of data/)
   python3 inference.py --certify                  (exact match on 10^6 problems sampled from the whole range)
   python3 inference.py --certify all              (on every problem in the range)
 """
@@ -24,7 +24,7 @@ def main():
     p.add_argument("problems", nargs="*", help="problems like 1234+5678")
     p.add_argument("--file", help="read problems one per line from FILE (- for standard input)")
     p.add_argument("--eval", nargs="?", const="", metavar="PATH",
-                   help="exact-match accuracy on the held-out file, or on a file of +A+B+C+ or decimal a+b lines")
+                   help="exact-match accuracy on the test split of data.dir, or of another data folder, or on a file of +A+B+C+ or decimal a+b lines")
     p.add_argument("--certify", nargs="?", const="default", metavar="N|all",
                    help="exact match on N problems sampled uniformly from the whole trained range "
                         "(default 1,000,000), or on every one of them with 'all'")
@@ -131,10 +131,11 @@ def main():
 
     if args.eval is not None:
         from hexadd.evaluation import evaluate_file, report, write_outputs
-        path = Path(args.eval) if args.eval else Path(cfg.data.dir) / "held_out.txt"
+        from hexadd.dataset import resolve
+        path = Path(args.eval) if args.eval else resolve(cfg.data)
         result = evaluate_file(model, tok, path, mode, args.batch_size)
         print(report(result))
-        write_outputs(result, out, path.name)
+        write_outputs(result, out, path)
         print(f"wrote {out / 'accuracy_by_length.png'} and {out / 'eval_results.json'}")
     if args.certify is not None:
         from hexadd import certify

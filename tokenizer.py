@@ -4,7 +4,7 @@ from pathlib import Path
 
 from hexadd import cli
 from hexadd.config import TrainConfig, load
-from hexadd.data import TRAIN_FILE, load_meta, read_problems
+from hexadd import dataset
 from hexadd.errors import DataError
 from hexadd.tokenization import digit_token_ids, train_tokenizer
 
@@ -14,8 +14,7 @@ def main():
     cli.add_config_args(p, "train_config.yaml")
     args = p.parse_args()
     cfg = load(TrainConfig, args.config, args.overrides)
-    meta = load_meta(cfg.data.dir)
-    lines, _ = read_problems(Path(cfg.data.dir) / TRAIN_FILE, meta.base, meta.reverse)
+    lines = dataset.load(dataset.resolve(cfg.data))["train"]["text"][:]
     tok = train_tokenizer(lines, cfg.tokenizer.vocab_size)
     decoded = tok.batch_decode(tok(lines)["input_ids"])
     bad = next((line for line, back in zip(lines, decoded) if back != line), None)

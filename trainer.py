@@ -26,8 +26,8 @@ def main():
     from pathlib import Path
     from hexadd.devices import pick_device
     pick_device(cfg.training.device)
-    from hexadd.data import load_meta
-    load_meta(cfg.data.dir)
+    from hexadd.dataset import load_meta, resolve
+    load_meta(resolve(cfg.data))
     if not (Path(cfg.tokenizer.dir) / "tokenizer.json").is_file():
         raise ModelError(f"{cfg.tokenizer.dir}/tokenizer.json not found: run tokenizer.py first")
     if args.resume:

@@ -42,5 +42,5 @@ def save(name: str, result: dict) -> Path:
 
 
 def need_data():
-    if not (ROOT / "data" / "train.txt").is_file() or not (ROOT / "tokenizer" / "tokenizer.json").is_file():
+    if not (ROOT / "data" / "train.parquet").is_file() or not (ROOT / "tokenizer" / "tokenizer.json").is_file():
         sys.exit("run `make data tokenizer` first (the benchmarks use data/ and tokenizer/)")

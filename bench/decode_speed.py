@@ -15,10 +15,11 @@ from common import ROOT, need_data, save
 
 
 def unseen_problems(n: int, seed: int = 1) -> list[tuple[int, int]]:
-    from hexadd.data import TRAIN_FILE, load_meta, read_problems, unordered
-    meta = load_meta(ROOT / "data")
-    _, train = read_problems(ROOT / "data" / TRAIN_FILE, meta.base, meta.reverse)
-    seen = {unordered((a, b)) for a, b, _ in train}
+    from hexadd import dataset
+    from hexadd.data import unordered
+    meta = dataset.load_meta(ROOT / "data")
+    train = dataset.load(ROOT / "data")["train"]
+    seen = {unordered((a, b)) for a, b in zip(train["a"], train["b"])}
     rng, out = random.Random(seed), []
     while len(out) < n:
         p = (rng.randint(meta.min_operand, meta.max_operand), rng.randint(meta.min_operand, meta.max_operand))

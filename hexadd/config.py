@@ -69,6 +69,7 @@ class DataConfig:
 @dataclass
 class TrainDataConfig:
     dir: str = "data"
+    repo_id: str | None = None  # a Hub dataset (user/name) instead of dir: downloaded once, then read from the cache
 
 
 @dataclass

@@ -1,22 +1,17 @@
-"""Problem generation, the held-out split and the dataset files.
+"""Problem generation and the held-out split; text files of problems a user brings.
 
-A data folder holds `train.txt` and `held_out.txt` (one `+A+B+C+` problem per line) and
-`meta.json` (base, digit order, operand range, seed, split sizes). Held-out pairs are
-unordered: if a+b is held out, so is b+a.
+The generator writes a Hugging Face dataset (hexadd/dataset.py): splits `train` and `test`, the held-out
+problems. Held-out pairs are unordered: if a+b is held out, so is b+a.
 """
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
+from . import dataset
 from .config import DataConfig, to_dict
 from .errors import DataError
-from .io import atomic_open, write_json
-from .numbers import format_problem, parse_problem, to_base
+from .numbers import parse_problem, to_base
 
-TRAIN_FILE, HELD_OUT_FILE, META_FILE = "train.txt", "held_out.txt", "meta.json"
 MAX_EXHAUSTIVE = 20_000_000  # pairs; beyond this, sample with problems.count instead
 
 Pair = tuple[int, int]
@@ -123,7 +118,7 @@ class Summary:
 
 
 def generate(cfg: DataConfig) -> Summary:
-    """Write train.txt, held_out.txt and meta.json for `cfg`; each file is replaced atomically."""
+    """Write the dataset for `cfg` into output.dir: Parquet splits and card, each file replaced atomically."""
     num, prob = cfg.numbers, cfg.problems
     pairs = sample_pairs(num.min_operand, num.max_operand, prob.count, prob.exhaustive, prob.seed, num.base,
                          prob.sampling == "length")
@@ -132,40 +127,14 @@ def generate(cfg: DataConfig) -> Summary:
     if not train:
         raise DataError("the training split is empty: raise problems.count or widen the operand range")
     out = Path(cfg.output.dir)
-    for name, split in ((TRAIN_FILE, train), (HELD_OUT_FILE, held)):
-        with atomic_open(out / name) as f:
-            for a, b in tqdm(split, desc=name, unit="problem", disable=len(split) < 200_000 or None, leave=False):
-                f.write(format_problem(a, b, num.base, num.reverse) + "\n")
     summary = Summary(train=len(train), held_out=len(held), overlap=overlap(train, held), out_dir=out)
-    write_json(out / META_FILE, {
-        "base": num.base, "reverse": num.reverse,
-        "min_operand": num.min_operand, "max_operand": num.max_operand,
-        "train": summary.train, "held_out": summary.held_out, "overlap": summary.overlap,
-        "edge_cases": [list(p) for p in forced], "config": to_dict(cfg),
-    })
+    dataset.write(out, {"train": train, "test": held}, {
+        "base": num.base, "reverse": num.reverse, "min_operand": num.min_operand, "max_operand": num.max_operand,
+        "overlap": summary.overlap, "edge_cases": [list(p) for p in forced], "config": to_dict(cfg)})
     return summary
 
 
-# ---------------------------------------------------------------- reading
-
-@dataclass
-class DataMeta:
-    base: int
-    reverse: bool
-    min_operand: int
-    max_operand: int
-
-
-def load_meta(data_dir: str | Path) -> DataMeta:
-    path = Path(data_dir) / META_FILE
-    try:
-        raw = json.loads(path.read_text())
-        return DataMeta(raw["base"], raw["reverse"], raw["min_operand"], raw["max_operand"])
-    except FileNotFoundError:
-        raise DataError(f"{path} not found: run data_generator.py first") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise DataError(f"{path} is malformed: run data_generator.py again") from None
-
+# ---------------------------------------------------------------- text files of problems
 
 def read_lines(path: str | Path) -> list[tuple[int, str]]:
     """(line number, text) of the non-blank lines, numbered as an editor shows them."""

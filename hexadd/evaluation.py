@@ -33,7 +33,11 @@ class EvalResult:
 
 
 def read_any(path: str | Path, base: int, reverse: bool) -> list[tuple[int, int, int]]:
-    """(a, b, a+b) from a file of `+A+B+C+` lines (the data format) or of decimal `a+b` lines."""
+    """(a, b, a+b) from a data folder (its test split), a file of `+A+B+C+` lines or of decimal `a+b` lines."""
+    if Path(path).is_dir():
+        from .dataset import load
+        test = load(path)["test"].select_columns(["a", "b"])
+        return [(int(a), int(b), int(a) + int(b)) for a, b in zip(test["a"], test["b"])]
     numbered = read_lines(path)
     if numbered[0][1].startswith(SEP):
         return read_problems(path, base, reverse)[1]
@@ -77,10 +81,11 @@ def to_json(r: EvalResult) -> dict:
                           for (a, b), (c, n) in sorted(r.by_length.items())]}
 
 
-def write_outputs(r: EvalResult, out_dir: Path, name: str) -> None:
-    """eval_results.json and accuracy_by_length.png in `out_dir`."""
+def write_outputs(r: EvalResult, out_dir: Path, source: Path) -> None:
+    """eval_results.json and accuracy_by_length.png in `out_dir`, for the problems read from `source`."""
     from .plots import accuracy_by_length
-    out_dir = Path(out_dir)
+    out_dir, source = Path(out_dir), Path(source)
+    name = f"{source.name} (test split)" if source.is_dir() else source.name
     write_json(out_dir / "eval_results.json", {"file": name, **to_json(r)})
     accuracy_by_length(r.by_length, r.base, f"{name}: exact match {r.accuracy:.2%} ({r.correct}/{r.total}), "
                        f"decode={r.mode}", out_dir / "accuracy_by_length.png")

@@ -32,6 +32,7 @@ class HexAddConfig(GPT2Config):
     reverse: bool = True
     min_operand: int = 0
     max_operand: int = 9999
+    dataset: str | None = None          # the Hub dataset repo it was trained on, when there is one
 
 
 @dataclass

@@ -3,19 +3,18 @@ data, the optimizer and schedule, the device and the Accelerate process group.""
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from .config import TrainConfig
-from .data import HELD_OUT_FILE, TRAIN_FILE, DataMeta, load_meta
+from .dataset import DataMeta, load_meta, resolve
 from .devices import autocast, pick_device, resolve_precision
 from .encoding import ProblemEncoder
 from .errors import ConfigError
 from .model import BLOCK_SCHEMES, HexAddConfig, HexAddForCausalLM
 from .positions import block_position_ids
-from .splits import Batches, Split, length_pair_weights, load_split
+from .splits import Batches, Split, length_pair_weights, load_splits
 from .tokenization import check_tokenizer, digit_token_ids, load_tokenizer
 
 
@@ -32,6 +31,7 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         n_predict=m.n_predict, position_scheme=m.positions, max_offset=m.max_offset,
         digit_token_ids=digit_token_ids(tok),
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
+        dataset=meta.repo_id or cfg.data.repo_id,  # the Hub dataset it was trained on, for the model card
     )
     if m.positions in BLOCK_SCHEMES:
         need = longest["digits"] + m.max_offset + 1
@@ -121,12 +121,11 @@ def prepare(cfg: TrainConfig, log=print, accelerator=None) -> Setup:
     precision = resolve_precision(t.precision, device)
     torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
     torch.manual_seed(t.seed)
-    data_dir = Path(cfg.data.dir)
+    data_dir = resolve(cfg.data)
     meta = load_meta(data_dir)
     tok = load_tokenizer(cfg.tokenizer.dir)
     check_tokenizer(tok, meta.base)
-    train_split = load_split(tok, data_dir / TRAIN_FILE, meta)
-    held_split = load_split(tok, data_dir / HELD_OUT_FILE, meta)
+    train_split, held_split = load_splits(tok, data_dir)
     encoder = None if ProblemEncoder.merges_digits(tok) else ProblemEncoder(tok, meta.base, meta.reverse, meta.max_operand)
 
     model = HexAddForCausalLM(build_model_config(cfg, tok, meta, longest(tok, [train_split, held_split])))
@@ -136,7 +135,7 @@ def prepare(cfg: TrainConfig, log=print, accelerator=None) -> Setup:
     log(f"data: {len(train_split):,} training, {len(held_split):,} held-out problems (base {meta.base}); "
         f"{device}, {precision}, {accelerator.num_processes} process{'es' if accelerator.num_processes > 1 else ''}")
 
-    weights = length_pair_weights(train_split.operands, meta.base) if t.balance_lengths else None
+    weights = length_pair_weights(train_split.digits) if t.balance_lengths else None
     batches = Batches(len(train_split), t.batch_size, t.seed, weights)
     max_steps = t.max_steps if t.max_steps is not None else math.ceil(t.epochs * batches.per_epoch)
     # Eager attention: at these sizes (head dim 32, under 20 tokens) sdpa gains nothing on CPU

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .checkpoints import check_resumable, load_checkpoint, save_checkpoint, save_model
 from .config import TrainConfig, to_dict
-from .data import HELD_OUT_FILE
+from .dataset import resolve
 from .encoding import encode_pairs, pad_to
 from .errors import ConfigError
 from .io import atomic_open
@@ -92,7 +92,7 @@ def run_lock(run_dir: Path):
 def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, log=print) -> dict:
     """Train per `cfg`; `stop_after` ends the run early at that step, with a checkpoint to resume from."""
     t = cfg.training
-    data_dir, model_dir, run_dir = Path(cfg.data.dir), Path(cfg.output.model_dir), Path(cfg.output.run_dir)
+    data_dir, model_dir, run_dir = resolve(cfg.data), Path(cfg.output.model_dir), Path(cfg.output.run_dir)
     config = to_dict(cfg)
     ckpt = check_resumable(run_dir, config) if resume else None  # before any data is loaded
     accelerator = make_accelerator(t.device)
@@ -206,7 +206,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     log(f"stopped at step {step} by {stopped}")
     cert = None
     if state["best"]["step"] > 0 and stopped != "--stop-after":
-        cert = _finish(run, cfg, run_dir, model_dir, data_dir / HELD_OUT_FILE, log)
+        cert = _finish(run, cfg, run_dir, model_dir, data_dir, log)
     accelerator.wait_for_everyone()
     return {"steps": step, "train_time_s": state["train_time_s"], "best": state["best"], "parameters": run.n_params,
             "samples_per_s": step * run.batches.batch_size / max(state["train_time_s"], 1e-9), "stopped_by": stopped,
@@ -287,7 +287,7 @@ def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log
     model, tok = load_model(str(model_dir), device=run.device)
     if acc.is_main_process:
         result = evaluate_file(model, tok, held_out, default_mode(model))
-        write_outputs(result, model_dir, held_out.name)
+        write_outputs(result, model_dir, held_out)
         hi = model.config.max_operand
         a, b = (101, 1002) if hi >= 1002 else (hi // 3, hi)  # the README's example, when in range
         problem_attention(model, tok, a, b, model_dir / "attention_visualizations")

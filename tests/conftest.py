@@ -1,12 +1,16 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The datasets library's cache (Arrow copies of the Parquet splits, tokenized encodings) stays inside the test run.
+_DATASETS_CACHE = tempfile.TemporaryDirectory(prefix="hexadd-datasets-")
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE.name
 
 # A problem set small enough to learn in seconds: base 10, operands 0..99, every pair.
 TINY_DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]

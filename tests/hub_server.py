@@ -23,8 +23,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_API_RE = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit)/([^/]+)(/.*)?)?$")
-_RESOLVE_RE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+# Dataset repos are kept under the key "datasets/user/name", model repos under "user/name".
+_API_RE = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit)/([^/]+)(/.*)?)?$")
+_RESOLVE_RE = re.compile(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 # Verbatim from the real Hub: on https endpoints the client reads any other 401 on a repo URL as
 # "repository not found", but this X-Error-Message as a bad token.
 _BAD_TOKEN = "Invalid credentials in Authorization header"
@@ -155,10 +156,11 @@ class HubServer:
                 return _json({"standardEnvVars": [], "harnesses": {}})
             if m := _RESOLVE_RE.match(path):
                 if method in ("GET", "HEAD"):
-                    return self._resolve_file(m[1], unquote(m[2]), unquote(m[3]), auth)
+                    return self._resolve_file((m[1] or "") + m[2], unquote(m[3]), unquote(m[4]), auth)
             elif m := _API_RE.match(path):
-                repo_id, action, revision = m[1], m[2], unquote(m[3] or "main")
-                sub_path = unquote(m[4] or "").strip("/")
+                repo_id = m[2] if m[1] == "models" else f"datasets/{m[2]}"
+                action, revision = m[3], unquote(m[4] or "main")
+                sub_path = unquote(m[5] or "").strip("/")
                 if method == "GET" and action in (None, "revision"):
                     return self._model_info(repo_id, revision, auth)
                 if method == "GET" and action == "tree":
@@ -175,6 +177,8 @@ class HubServer:
         if not payload.get("organization"):
             raise HubError(400, "The test hub needs repo ids of the form 'namespace/name'")
         repo_id = f"{payload['organization']}/{payload['name']}"
+        if payload.get("type") == "dataset":
+            repo_id = f"datasets/{repo_id}"
         self._check_write(auth, repo_id)
         url = f"{self.url}/{repo_id}"
         if repo_id in self._repos:
@@ -188,7 +192,7 @@ class HubServer:
         files = repo.snapshots[sha]
         siblings = [{"rfilename": p, "size": len(d), "blobId": _git_blob_sha1(d)} for p, d in sorted(files.items())]
         return _json(
-            {"_id": repo_id, "id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private,
+            {"_id": repo_id, "id": repo_id.removeprefix("datasets/"), "modelId": repo_id.removeprefix("datasets/"), "sha": sha, "private": repo.private,
              "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [],
              "createdAt": repo.created_at, "lastModified": _now(), "siblings": siblings}
         )

@@ -2,7 +2,8 @@ from collections import Counter
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
 from hexadd.config import DataConfig, load
-from hexadd.data import edge_cases, generate, overlap, read_problems, unordered
+from hexadd import dataset
+from hexadd.data import edge_cases, generate, overlap, unordered
 
 
 def make(tmp_path, *overrides):
@@ -10,10 +11,19 @@ def make(tmp_path, *overrides):
     return cfg, generate(cfg)
 
 
+def problems(data_dir, split):
+    """(a, b, c) of a split, with c read back from the `+A+B+C+` text, not from the sum column."""
+    from hexadd.numbers import parse_problem
+    meta = dataset.load_meta(data_dir)
+    ds = dataset.load(data_dir)[split]
+    rows = [parse_problem(t, meta.base, meta.reverse) for t in ds["text"]]
+    assert [(a, b, a + b) for a, b in zip(ds["a"], ds["b"])] == rows == [(a, b, c) for a, b, c in zip(ds["a"], ds["b"], ds["sum"])]
+    return rows
+
+
 def test_default_scale_split(tmp_path):
     cfg, s = make(tmp_path)
-    _, train = read_problems(tmp_path / "train.txt", 16, True)
-    _, held = read_problems(tmp_path / "held_out.txt", 16, True)
+    train, held = problems(tmp_path, "train"), problems(tmp_path, "test")
     pairs_t = [(a, b) for a, b, _ in train]
     pairs_h = [(a, b) for a, b, _ in held]
     assert (s.train, s.held_out) == (len(train), len(held))
@@ -29,19 +39,18 @@ def test_default_scale_split(tmp_path):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
-    files = ("train.txt", "held_out.txt", "meta.json")
+    files = ("train.parquet", "test.parquet", "README.md")
     make(tmp_path, "problems.count=3000")
     first = [(tmp_path / f).read_bytes() for f in files]
     make(tmp_path, "problems.count=3000")
     assert [(tmp_path / f).read_bytes() for f in files] == first
     make(tmp_path, "problems.count=3000", "problems.seed=1")
-    assert (tmp_path / "train.txt").read_bytes() != first[0]
+    assert (tmp_path / "train.parquet").read_bytes() != first[0]
 
 
 def test_exhaustive_covers_every_pair(tmp_path):
     make(tmp_path, "numbers.base=7", "numbers.max_operand=30", "problems.exhaustive=true")
-    _, train = read_problems(tmp_path / "train.txt", 7, True)
-    _, held = read_problems(tmp_path / "held_out.txt", 7, True)
+    train, held = problems(tmp_path, "train"), problems(tmp_path, "test")
     assert sorted((a, b) for a, b, _ in train + held) == [(a, b) for a in range(31) for b in range(31)]
 
 
@@ -49,7 +58,7 @@ def test_cli_prints_sizes_and_zero_overlap(tmp_path):
     proc = run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets("problems.count=2000"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "overlap between splits (unordered pairs): 0" in proc.stdout
-    assert (tmp_path / "data" / "train.txt").is_file()
+    assert (tmp_path / "data" / "train.parquet").is_file()
 
 
 def test_more_problems_than_the_range_holds_is_an_error(tmp_path):
@@ -61,7 +70,7 @@ def test_more_problems_than_the_range_holds_is_an_error(tmp_path):
 def test_rerun_failure_keeps_earlier_files(tmp_path):
     cfg = ["--config", str(ROOT / "data_config.yaml")]
     assert run_script("data_generator.py", *cfg, *sets("problems.count=500"), cwd=tmp_path).returncode == 0
-    before = (tmp_path / "data" / "train.txt").read_bytes()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "data").iterdir()}
     proc = run_script("data_generator.py", *cfg, *sets("numbers.max_operand=3", "problems.count=500"), cwd=tmp_path)
     assert proc.returncode == 2
-    assert (tmp_path / "data" / "train.txt").read_bytes() == before
+    assert {p.name: p.read_bytes() for p in (tmp_path / "data").iterdir()} == before

@@ -137,3 +137,46 @@ def test_trainer_push_without_token_stops_before_training(tmp_path, hub):
     proc = run_script("trainer.py", "--config", str(ROOT / "train_config.yaml"), "--push", REPO, cwd=tmp_path,
                       env=hub_env(hub, tmp_path, token=None))
     assert_one_line_error(proc, "not logged in")
+
+
+def test_push_data_then_train_from_the_hub_dataset_online_and_offline(tiny_run, hub, tmp_path):
+    from conftest import ROOT
+    from hexadd.card import model_card
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiny_run / "data", data_dir)
+    before = {p.name: p.read_bytes() for p in data_dir.iterdir()}
+    # No token: refused, nothing sent, nothing changed.
+    proc = run_script("hexadd.hub", "push-data", str(data_dir), "tester/sums", cwd=tmp_path,
+                      env=hub_env(hub, tmp_path, token=None), module=True)
+    assert_one_line_error(proc, "not logged in")
+    assert {p.name: p.read_bytes() for p in data_dir.iterdir()} == before
+
+    proc = run_script("hexadd.hub", "push-data", str(data_dir), "tester/sums", cwd=tmp_path, env=hub_env(hub, tmp_path),
+                      module=True)
+    assert proc.returncode == 0, proc.stderr
+    files = hub.files("datasets/tester/sums")
+    assert sorted(files) == ["README.md", "test.parquet", "train.parquet"]
+    assert files["train.parquet"] == before["train.parquet"]
+    card = yaml.safe_load(files["README.md"].decode().split("---")[1])
+    assert card["configs"][0]["data_files"] == [{"split": "train", "path": "train.parquet"},
+                                                {"split": "test", "path": "test.parquet"}]
+    assert card["hexadd"]["repo_id"] == "tester/sums" and 'load_dataset("tester/sums")' in files["README.md"].decode()
+    assert (data_dir / "README.md").read_bytes() == files["README.md"]  # the local card now names its repo
+
+    # data.repo_id instead of data.dir: downloaded once, then read from the cache with the Hub offline.
+    cfg = ["--config", str(ROOT / "train_config.yaml"), "--set", "data.repo_id=tester/sums", "--set", "data.dir=nowhere"]
+    for offline in ("0", "1"):
+        proc = run_script("tokenizer.py", *cfg, cwd=tmp_path, env=hub_env(hub, tmp_path, offline=offline))
+        assert proc.returncode == 0, proc.stderr
+        assert f"round-trips all {yaml.safe_load(files['README.md'].decode().split('---')[1])['hexadd']['splits']['train']:,}" in proc.stdout
+    proc = run_script("tokenizer.py", *cfg[:3], "data.repo_id=tester/none", cwd=tmp_path,
+                      env=hub_env(hub, tmp_path, offline="1"))
+    assert_one_line_error(proc, "tester/none is not in the local Hugging Face cache")
+
+    # A model trained on a Hub dataset names it in its card's metadata.
+    model_dir = model_copy(tiny_run, tmp_path)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["dataset"] is None
+    (model_dir / "config.json").write_text(json.dumps({**config, "dataset": "tester/sums"}))
+    assert model_card(model_dir, REPO).data.datasets == ["tester/sums"]

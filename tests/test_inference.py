@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_script
-from hexadd.data import read_problems
 from hexadd.decoding import decode
 from hexadd.loading import load_model
 
@@ -67,8 +66,9 @@ def test_missing_incomplete_and_uncached_models(tiny_run, tmp_path):
 
 def test_verified_equals_single_with_fewer_passes(tiny_run):
     model, tok = load_model(str(tiny_run / "model"))
-    _, problems = read_problems(tiny_run / "data/train.txt", 10, True)
-    pairs = [(a, b) for a, b, _ in problems[:3000]]
+    from hexadd import dataset
+    train = dataset.load(tiny_run / "data")["train"][:3000]
+    pairs = list(zip(train["a"], train["b"]))
     single = decode(model, tok, pairs, "single", batch_size=700)
     verified = decode(model, tok, pairs, "verified", batch_size=500)
     assert [s.text for s in single] == [v.text for v in verified]
@@ -84,7 +84,7 @@ def test_verified_equals_single_with_fewer_passes(tiny_run):
 
 
 def test_eval_reports_accuracy_lengths_and_passes(tiny_run):
-    proc = infer(tiny_run, "--eval", str(tiny_run / "data/held_out.txt"), "--decode", "single")
+    proc = infer(tiny_run, "--eval", str(tiny_run / "data"), "--decode", "single")
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
     assert first.startswith("exact match: ") and "decode=single" in first and "forward passes per answer" in first

@@ -62,7 +62,7 @@ def test_training_curves_and_accuracy_grid(tiny_run, tmp_path):
     # Base 10, operands 0..99: digit lengths 1 and 2 for each operand, a 2 x 2 grid.
     assert {(c["digits_a"], c["digits_b"]) for c in ev["by_length"]} == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert sum(c["total"] for c in ev["by_length"]) == ev["total"]
-    proc = run_script("inference.py", "--model", str(tiny_run / "model"), "--eval", str(tiny_run / "data/held_out.txt"),
+    proc = run_script("inference.py", "--model", str(tiny_run / "model"), "--eval", str(tiny_run / "data"),
                       "--eval-dir", str(tmp_path / "ev"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     png_size(tmp_path / "ev" / "accuracy_by_length.png")

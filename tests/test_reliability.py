@@ -113,7 +113,8 @@ def test_outputs_have_normal_file_modes(tiny_run):
                  "certificate.json", "training_curves.png"):
         mode = (tiny_run / "model" / name).stat().st_mode & 0o777
         assert mode == 0o644, (name, oct(mode))
-    assert (tiny_run / "data/train.txt").stat().st_mode & 0o777 == 0o644
+    for name in ("train.parquet", "test.parquet", "README.md"):
+        assert (tiny_run / "data" / name).stat().st_mode & 0o777 == 0o644
 
 
 def test_empty_config_file_is_refused(tmp_path):

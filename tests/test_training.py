@@ -3,9 +3,8 @@ import json
 import torch
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script, sets
-from hexadd.data import HELD_OUT_FILE, load_meta
 from hexadd.loading import load_model
-from hexadd.splits import Batches, evaluate, length_pair_weights, load_split
+from hexadd.splits import Batches, evaluate, length_pair_weights, load_splits
 
 
 def test_tiny_model_learns_held_out_addition(tiny_run):
@@ -13,8 +12,8 @@ def test_tiny_model_learns_held_out_addition(tiny_run):
     metrics = [json.loads(line) for line in (tiny_run / "runs/default/metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["accuracy"] >= 0.95, metrics[-1]
     model, tok = load_model(str(tiny_run / "model"))
-    meta = load_meta(tiny_run / "data")
-    ev = evaluate(model, load_split(tok, tiny_run / "data" / HELD_OUT_FILE, meta))
+    _, held = load_splits(tok, tiny_run / "data")
+    ev = evaluate(model, held)
     assert ev["accuracy"] >= 0.95
     assert (tiny_run / "model/tokenizer.json").is_file() and (tiny_run / "model/metrics.jsonl").is_file()
     assert (tiny_run / "runs/default/config.yaml").is_file()
@@ -23,7 +22,7 @@ def test_tiny_model_learns_held_out_addition(tiny_run):
 def test_start_up_checks(tmp_path):
     cfg = ["--config", str(ROOT / "train_config.yaml")]
     proc = run_script("trainer.py", *cfg, cwd=tmp_path)
-    assert_one_line_error(proc, "meta.json not found")
+    assert_one_line_error(proc, "data/README.md not found: run data_generator.py first")
     assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
     proc = run_script("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "tokenizer.json not found")
@@ -32,12 +31,10 @@ def test_start_up_checks(tmp_path):
     assert_one_line_error(proc, "model.n_positions: 3 cannot hold the longest number", "need at least 4")
     proc = run_script("trainer.py", *cfg, *sets("model.positions=learned", "model.n_positions=8"), cwd=tmp_path)
     assert_one_line_error(proc, "model.n_positions: 8 cannot hold the longest sequence")
-    (tmp_path / "data/held_out.txt").write_text("+12+3+99+\n")
+    test = tmp_path / "data/test.parquet"
+    test.write_bytes(test.read_bytes()[:-100])  # a truncated download or copy
     proc = run_script("trainer.py", *cfg, cwd=tmp_path)
-    assert_one_line_error(proc, "held_out.txt line 1", "wrong sum")
-    (tmp_path / "data/held_out.txt").unlink()
-    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
-    assert_one_line_error(proc, "held_out.txt not found")
+    assert_one_line_error(proc, "a Parquet file could not be read", "run data_generator.py again")
 
 
 def test_tokenizer_without_digit_tokens_is_rejected(tmp_path):
@@ -56,7 +53,7 @@ def test_length_pairs_are_drawn_equally_often():
     # Base 16: 16 one-digit + one-digit problems against 984 with a three-digit operand.
     operands = torch.tensor([(a, b) for a in range(16) for b in (1, 2, 3, 4)] +
                             [(a, b) for a in range(256, 1240) for b in (7,)])
-    w = length_pair_weights(operands, 16)
+    w = length_pair_weights(1 + (operands >= 16).long() + (operands >= 256).long())  # digit counts
     short = (operands < 16).all(1)
     assert torch.isclose(w[short].sum(), w[~short].sum()) and len(set(w[short].tolist())) == 1
 

@@ -1,0 +1,109 @@
+"""The model card: what the model is, its measured results (certificate first) and how to use it."""
+import json
+import math
+from pathlib import Path
+
+
+def model_card(model_dir: Path, repo_id: str):
+    """A ModelCard whose model-index holds the held-out exact match measured after training."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    config = json.loads((model_dir / "config.json").read_text())
+    ev_path = model_dir / "eval_results.json"
+    ev = json.loads(ev_path.read_text()) if ev_path.is_file() else None
+    base, lo, hi = config["base"], config["min_operand"], config["max_operand"]
+    dataset = f"held-out {lo}..{hi} addition, base {base}"
+    results = []
+    if ev:
+        common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
+                      dataset_name=dataset, metric_type="exact_match")
+        results.append(EvalResult(**common, metric_value=ev["accuracy"], metric_name="Exact match (held-out)"))
+        for cell in ev["by_length"]:
+            results.append(EvalResult(**common, metric_value=cell["correct"] / cell["total"],
+                                      metric_name=f"Exact match, {cell['digits_a']}+{cell['digits_b']} digits"))
+    cert_path = model_dir / "certificate.json"
+    cert = json.loads(cert_path.read_text()) if cert_path.is_file() else None
+    if cert:
+        how = "every problem" if cert["exhaustive"] else f"{cert['n']:,} problems sampled uniformly, seed {cert['seed']}"
+        common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
+                      dataset_name=f"{lo}..{hi} + {lo}..{hi} addition, base {base} ({how})",
+                      metric_args={"n": cert["n"], "wrong": cert["wrong"], "exhaustive": cert["exhaustive"],
+                                   **({} if cert["exhaustive"] else {"seed": cert["seed"]})})
+        results[:0] = [
+            EvalResult(**common, metric_type="exact_match", metric_value=1 - cert["error_rate"],
+                       metric_name=f"Exact match, certificate ({cert['wrong']:,} wrong of {cert['n']:,})"),
+            EvalResult(**common, metric_type="certified_error_rate_upper_95", metric_value=cert["upper_95"],
+                       metric_name="Error rate, one-sided 95% upper bound")]
+    data = ModelCardData(library_name="transformers", pipeline_tag="text-generation", model_name=repo_id,
+                         tags=["hexadd", "arithmetic", "addition", "gpt2"], eval_results=results or None,
+                         datasets=[config["dataset"]] if config.get("dataset") else None)
+
+    from .numbers import format_problem, format_prompt
+    a = min(4095, hi)  # FFF+1 in base 16: a carry through every digit
+    example, prompt = format_problem(a, 1, base), format_prompt(a, 1, base)
+    n_params = _parameter_count(model_dir)
+    train_cfg = model_dir / "training_config.yaml"
+    lines = [
+        f"# {repo_id}", "",
+        f"A GPT-2 trained from scratch to add integers {lo}..{hi}, written in base {base} with digits reversed "
+        f"(least significant first). {n_params:,} parameters, {config['n_layer']} layers, {config['n_embd']} wide, "
+        f"{config['n_head']} attention heads, {config['n_predict']} prediction heads, `{config['position_scheme']}` positions.",
+        "", "## Format", "",
+        f"A problem is `+A+B+C+`; the model is given the prompt `+A+B+` and writes `C+`. "
+        f"Example: {a} + 1 → `{example}` (prompt `{prompt}`).",
+        "Position ids are block positions: each digit's index inside its own number, `+` gets 0. "
+        "The model computes them itself from `input_ids` when none are given.",
+        "", "## Results", "",
+    ]
+    if cert:
+        lines += [f"**Certificate:** {cert['n'] - cert['wrong']:,} of {cert['n']:,} problems right ({cert['wrong']:,} wrong), "
+                  f"{'every problem' if cert['exhaustive'] else 'a uniform sample (seed ' + str(cert['seed']) + ')'} "
+                  f"of operands {lo}..{hi}: error rate {cert['error_rate']:.3g}, one-sided 95% upper bound "
+                  f"**{cert['upper_95']:.3g}**. Checked by one teacher-forced pass per problem (head-1 argmax at every "
+                  "answer token, which is exactly greedy decoding); training problems count, since users ask them.", ""]
+    if ev:
+        lines += [f"Exact match on {ev['total']:,} held-out problems (no pair, in either order, seen in training): "
+                  f"**{ev['accuracy']:.2%}** ({ev['correct']}/{ev['total']}), `{ev['mode']}` decoding, "
+                  f"{ev['passes_per_answer']:.2f} forward passes per answer.", "",
+                  f"| digits of a \\ b (base {base}) | " + " | ".join(str(b) for b in sorted({c['digits_b'] for c in ev['by_length']})) + " |",
+                  "|---" * (1 + len({c['digits_b'] for c in ev['by_length']})) + "|"]
+        for a in sorted({c["digits_a"] for c in ev["by_length"]}):
+            cells = {c["digits_b"]: c for c in ev["by_length"] if c["digits_a"] == a}
+            lines.append(f"| {a} | " + " | ".join(f"{cells[b]['correct'] / cells[b]['total']:.2%}" if b in cells else "-"
+                                               for b in sorted({c['digits_b'] for c in ev['by_length']})) + " |")
+    else:
+        lines.append("No evaluation was recorded for this folder.")
+    lines += [
+        "", "## Use", "",
+        "With the `hexadd` package installed (its import registers the model with the Auto classes):", "",
+        "```bash", f"python3 inference.py --model {repo_id} 1234+5678", "```", "",
+        "Without it, the model code published next to the weights is enough:", "",
+        "```python",
+        "import torch",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True).eval()',
+        f'tok = AutoTokenizer.from_pretrained("{repo_id}")',
+        f'ids = torch.tensor([tok.encode("{prompt}")])',
+        "answer = []",
+        "with torch.no_grad():",
+        "    for _ in range(8):  # greedy: block positions are recomputed from the whole sequence each step",
+        "        next_id = model(ids).logits[0, -1].argmax()",
+        "        if tok.convert_ids_to_tokens(int(next_id)) == \"+\":",
+        "            break",
+        "        answer.append(tok.convert_ids_to_tokens(int(next_id)))",
+        "        ids = torch.cat([ids, next_id.view(1, 1)], dim=1)",
+        f'print(int("".join(reversed(answer)), {base}))  # digits come least significant first',
+        "```", "",
+        "Do not use `generate()`: it numbers new tokens last+1, not by block position.",
+    ]
+    if train_cfg.is_file():
+        lines += ["", "## Training config", "", "```yaml", train_cfg.read_text().rstrip(), "```"]
+    if (model_dir / "training_curves.png").is_file():
+        lines += ["", "![training curves](training_curves.png)"]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def _parameter_count(model_dir: Path) -> int:
+    from safetensors import safe_open
+    with safe_open(model_dir / "model.safetensors", "pt") as f:  # tied weights are stored once
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
