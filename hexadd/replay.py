@@ -40,7 +40,7 @@ def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fresh_check(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 4096, autocast=None) -> torch.Tensor:
+def fresh_check(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
     """The pairs (of `pairs`) that greedy decoding would get wrong."""
     c = model.config
     device = next(model.parameters()).device

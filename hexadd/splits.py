@@ -70,7 +70,7 @@ def encode_split(tok, ds, where) -> Split:
 
 
 @torch.no_grad()
-def evaluate(model, split: Split, batch_size: int = 2048, rank: int = 0, world: int = 1, reduce=None,
+def evaluate(model, split: Split, batch_size: int = 512, rank: int = 0, world: int = 1, reduce=None,
              autocast=None) -> dict:
     """Teacher-forced pass over a split. Head-1 argmax matching every answer token is exactly what
     greedy decoding would return, so `accuracy` is exact-match accuracy of plain greedy decoding.

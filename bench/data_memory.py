@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Peak memory and training speed of trainer.py on the default data, this tree against an earlier commit
+(default: the last one that read the data as text files), side by side: each generates its own data and
+tokenizer, then trains a few hundred steps; the runs alternate so machine noise hits both alike.
+
+    python3 bench/data_memory.py [--baseline COMMIT] [--steps 300] [--repeats 2]
+
+Peak RSS is the training process's maximum resident set (getrusage of the child): data loading,
+training steps, evaluations and the closing decode evaluation and 10^5 certificate included.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, save
+
+TEXT_DATA_COMMIT = "31c9719"
+
+
+def sh(cmd, cwd, **kw):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kw)
+    if proc.returncode:
+        sys.exit(f"{' '.join(map(str, cmd))} failed: {proc.stderr[-1500:]}")
+    return proc
+
+
+def prepare(tree: Path, work: Path):
+    sh([sys.executable, str(tree / "data_generator.py"), "--config", str(tree / "data_config.yaml"),
+        "--set", f"output.dir={work / 'data'}"], cwd=work)
+    sh([sys.executable, str(tree / "tokenizer.py"), "--config", str(tree / "train_config.yaml"),
+        "--set", f"data.dir={work / 'data'}", "--set", f"tokenizer.dir={work / 'tokenizer'}"], cwd=work)
+
+
+def train(tree: Path, work: Path, steps: int, tag: str) -> dict:
+    run_dir = work / f"run-{tag}"
+    cmd = [sys.executable, str(tree / "trainer.py"), "--config", str(tree / "train_config.yaml"),
+           "--set", f"data.dir={work / 'data'}", "--set", f"tokenizer.dir={work / 'tokenizer'}",
+           "--set", f"output.model_dir={work / f'model-{tag}'}", "--set", f"output.run_dir={run_dir}",
+           "--set", f"training.max_steps={steps}", "--set", "training.early_stop=false"]
+    launched = time.time()
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        sys.exit(f"{tag}: trainer failed: {proc.stderr.read()[-1500:]}")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    first = rows[0]
+    return {"peak_rss_mb": usage.ru_maxrss / 1024, "samples_per_s": rows[-1]["samples_per_s"],
+            # launch to the end of the first evaluation, less the optimizer steps: start-up and data loading
+            "start_up_s": first["time"] - launched - first["train_time_s"]}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--baseline", default=TEXT_DATA_COMMIT)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base_tree = tmp / "baseline-tree"
+        sh(["git", "worktree", "add", "--detach", str(base_tree), args.baseline], cwd=ROOT)
+        try:
+            trees = {"baseline": base_tree, "this tree": ROOT}
+            for name, tree in trees.items():
+                (tmp / name).mkdir()
+                prepare(tree, tmp / name)
+            runs = {name: [] for name in trees}
+            for i in range(args.repeats):
+                for name, tree in trees.items():
+                    runs[name].append(train(tree, tmp / name, args.steps, f"{i}"))
+                    print(name, runs[name][-1], flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT)
+    summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+    ratio = summary["this tree"]["samples_per_s"] / summary["baseline"]["samples_per_s"]
+    print(f"peak RSS {summary['baseline']['peak_rss_mb']:.0f} MB -> {summary['this tree']['peak_rss_mb']:.0f} MB; "
+          f"training speed ratio {ratio:.3f}; start-up {summary['baseline']['start_up_s']:.1f}s -> "
+          f"{summary['this tree']['start_up_s']:.1f}s (medians of {args.repeats})")
+    save("data_memory", {"baseline": args.baseline, "steps": args.steps, "runs": runs, "median": summary,
+                         "speed_ratio": ratio})
+
+
+if __name__ == "__main__":
+    main()
