@@ -17,6 +17,8 @@ def main():
     if args.push:
         args.overrides += [f"hub.repo_id={args.push}", "hub.push=true"]
     cfg = load(TrainConfig, args.config, args.overrides)
+    from hexadd.tracking import check_available
+    check_available(cfg.training.log_with)
     if cfg.hub.push:
         from huggingface_hub import get_token
         if get_token() is None:  # say so before training, not after it

@@ -133,6 +133,7 @@ class TrainingConfig:
     threads: int = 0
     device: str = "auto"
     precision: str = "auto"
+    log_with: str = "none"
 
     def validate(self, at):
         for key in ("batch_size", "eval_interval", "checkpoint_interval"):
@@ -149,6 +150,9 @@ class TrainingConfig:
             raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
         if self.precision not in ("auto", *PRECISIONS):
             raise ConfigError(f"{at}.precision: must be auto or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        from .tracking import TRACKERS
+        if self.log_with not in TRACKERS:
+            raise ConfigError(f"{at}.log_with: must be one of {', '.join(TRACKERS)}, got {self.log_with!r}")
         for key in ("warmup_steps", "weight_decay", "grad_clip", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "certify"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")

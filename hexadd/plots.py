@@ -1,4 +1,5 @@
-"""Figures: attention heatmaps, training curves, accuracy by operand length. PNGs, written atomically."""
+"""Figures: attention heatmaps, training curves, accuracy by operand length. Each `*_figure` function builds
+a matplotlib Figure (what the tests inspect); the others write it as a PNG, atomically, and close it."""
 import json
 from pathlib import Path
 
@@ -26,24 +27,22 @@ def _token_axes(ax, tokens, positions, show_y=True):
         ax.set_yticks([])
 
 
-def attention_figures(attentions, tokens: list[str], positions: list[int], title: str, out_dir: Path,
-                      layers: list[int], heads: list[int]) -> list[Path]:
-    """attentions: per layer a (H, T, T) tensor. One file per layer (a panel per head) and all_layers.png
-    (head-averaged, layers side by side). Axis labels: the token, and its block position under it."""
-    written = []
-    for layer in layers:
-        att = attentions[layer]
-        fig, axes = plt.subplots(1, len(heads), figsize=(3.6 * len(heads) + 1, 4.2), squeeze=False)
-        for ax, h in zip(axes[0], heads):
-            im = ax.imshow(att[h].numpy(), cmap="viridis", vmin=0, vmax=1)
-            _token_axes(ax, tokens, positions, show_y=h == heads[0])
-            ax.set_title(f"head {h + 1}", fontsize=9)
-            ax.set_xlabel("attended token (block position)", fontsize=8)
-        axes[0][0].set_ylabel("query token", fontsize=8)
-        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
-        fig.suptitle(f"layer {layer + 1}: {title}", fontsize=10)
-        written.append(_save(fig, out_dir / f"layer_{layer + 1}_attention.png"))
+def layer_figure(att, tokens: list[str], positions: list[int], title: str, layer: int, heads: list[int]):
+    """One layer: a panel per head of `att` (H, T, T). Axis labels: the token, and its block position under it."""
+    fig, axes = plt.subplots(1, len(heads), figsize=(3.6 * len(heads) + 1, 4.2), squeeze=False)
+    for ax, h in zip(axes[0], heads):
+        im = ax.imshow(att[h].numpy(), cmap="viridis", vmin=0, vmax=1)
+        _token_axes(ax, tokens, positions, show_y=h == heads[0])
+        ax.set_title(f"head {h + 1}", fontsize=9)
+        ax.set_xlabel("attended token (block position)", fontsize=8)
+    axes[0][0].set_ylabel("query token", fontsize=8)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
+    fig.suptitle(f"layer {layer + 1}: {title}", fontsize=10)
+    return fig
 
+
+def layers_figure(attentions, tokens: list[str], positions: list[int], title: str, layers: list[int], heads: list[int]):
+    """Layers side by side, each the mean of the chosen heads."""
     fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers) + 1, 4.0), squeeze=False)
     for ax, layer in zip(axes[0], layers):
         im = ax.imshow(attentions[layer][heads].mean(0).numpy(), cmap="viridis", vmin=0, vmax=1)
@@ -51,13 +50,20 @@ def attention_figures(attentions, tokens: list[str], positions: list[int], title
         ax.set_title(f"layer {layer + 1} (mean of heads)", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
     fig.suptitle(title, fontsize=10)
-    written.append(_save(fig, out_dir / "all_layers.png"))
+    return fig
+
+
+def attention_figures(attentions, tokens: list[str], positions: list[int], title: str, out_dir: Path,
+                      layers: list[int], heads: list[int]) -> list[Path]:
+    """attentions: per layer a (H, T, T) tensor. One file per layer (a panel per head) and all_layers.png."""
+    written = [_save(layer_figure(attentions[layer], tokens, positions, title, layer, heads),
+                     out_dir / f"layer_{layer + 1}_attention.png") for layer in layers]
+    written.append(_save(layers_figure(attentions, tokens, positions, title, layers, heads), out_dir / "all_layers.png"))
     return written
 
 
-def training_curves(metrics_path: Path, out: Path) -> Path:
+def training_curves_figure(rows: list[dict]):
     """Loss per head and held-out exact match, against step (top) and training wall time (bottom)."""
-    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for r, (key, label) in enumerate((("step", "step"), ("train_time_s", "training time (s)"))):
         x = [row[key] for row in rows]
@@ -79,11 +85,16 @@ def training_curves(metrics_path: Path, out: Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle(f"training: {len(rows)} evaluations, best {max(r['accuracy'] for r in rows):.2%}")
     fig.tight_layout()
-    return _save(fig, out)
+    return fig
 
 
-def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Path:
-    """Heatmap of exact match by digit length of a (rows) and b (columns)."""
+def training_curves(metrics_path: Path, out: Path) -> Path:
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
+    return _save(training_curves_figure(rows), out)
+
+
+def accuracy_figure(by_length: dict, base: int, title: str):
+    """Heatmap of exact match by digit length of a (rows) and b (columns); by_length: (a, b) -> (correct, total)."""
     lens_a = sorted({a for a, _ in by_length})
     lens_b = sorted({b for _, b in by_length})
     grid = [[(by_length[(a, b)][0] / by_length[(a, b)][1]) if (a, b) in by_length else float("nan")
@@ -101,7 +112,11 @@ def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Pat
     ax.set_ylabel(f"digits of a (base {base})")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="exact match")
-    return _save(fig, out)
+    return fig
+
+
+def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Path:
+    return _save(accuracy_figure(by_length, base, title), out)
 
 
 def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:

@@ -4,12 +4,13 @@ replay of the model's errors, a stopping rule a certificate agrees with, and res
 One process, or several through Hugging Face Accelerate (`accelerate launch` on GPUs, `torchrun` on
 CPUs): `training.batch_size` is the global batch, each process takes every world-th row of it,
 evaluations are split across processes and summed, and only the main process writes files.
+What each evaluation measures, and the stopping gate, are in monitor.py.
 """
 import contextlib
-import json
 import shutil
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import torch
@@ -22,13 +23,12 @@ from .dataset import resolve
 from .encoding import encode_pairs, pad_to
 from .errors import ConfigError
 from .io import atomic_open
-from .replay import Replay, fresh_check, fresh_pairs
+from .monitor import METRICS_FILE, append_metrics, describe, evaluation, gate, is_clean, truncate_metrics
+from .replay import Replay
 from .setup import Setup, make_accelerator, prepare
-from .splits import evaluate
+from .tracking import Tracker, check_available
 
-METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".trainer.lock"
-FRESH_FROM = 0.99  # held-out accuracy from which each evaluation also checks a fresh sample
 
 
 # ---------------------------------------------------------------- one step
@@ -95,6 +95,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
     data_dir, model_dir, run_dir = resolve(cfg.data), Path(cfg.output.model_dir), Path(cfg.output.run_dir)
     config = to_dict(cfg)
     ckpt = check_resumable(run_dir, config) if resume else None  # before any data is loaded
+    check_available(t.log_with)
     accelerator = make_accelerator(t.device)
     main = accelerator.is_main_process
     lock = contextlib.nullcontext()
@@ -113,20 +114,22 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     main = accelerator.is_main_process
     metrics_path = run_dir / METRICS_FILE
     replay = Replay()
-    state = {"best": {"key": None, "step": 0}, "clean_evals": 0, "train_time_s": 0.0, "stopped_by_rule": False}
+    state = {"best": {"key": None, "step": 0}, "clean_evals": 0, "train_time_s": 0.0, "stopped_by_rule": False,
+             "run_id": uuid.uuid4().hex[:12]}  # names the run for a tracker; a resumed run keeps it
     step = 0
     if ckpt is not None:
         step, saved, extra = load_checkpoint(ckpt, model, optimizer, scheduler)
         state.update({k: saved[k] for k in state if k in saved})
         replay.pairs = extra.get("replay", replay.pairs)
         if main:
-            _truncate_metrics(metrics_path, step)
+            truncate_metrics(metrics_path, step)
         log(f"resumed from step {step}")
     elif main:
         metrics_path.unlink(missing_ok=True)
     if main:
         with atomic_open(run_dir / "config.yaml") as f:
             yaml.safe_dump(config, f, sort_keys=False)
+    tracker = Tracker(t.log_with if main else "none", run_dir, config, state["run_id"], step)
     scaler = torch.amp.GradScaler(run.device.type) if run.precision == "fp16" else None
 
     def reduce(x):
@@ -165,20 +168,19 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
             bar.update(1)
 
             if step % t.eval_interval == 0 or step == max_steps:
-                record = _evaluate(run, replay, step, t, reduce, out, state["train_time_s"])
+                record = evaluation(run, replay, step, t, reduce, out, state["train_time_s"])
                 if main:
-                    with open(metrics_path, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                log_line(_describe(record, max_steps))
-                clean = record["errors"] == 0 and (record.get("fresh_errors") == 0 or not t.fresh_eval)
-                state["clean_evals"] = state["clean_evals"] + 1 if clean else 0
+                    append_metrics(metrics_path, record)
+                tracker.log(record)
+                log_line(describe(record, max_steps))
+                state["clean_evals"] = state["clean_evals"] + 1 if is_clean(record, t) else 0
                 key = [record["accuracy"], record.get("fresh_accuracy", 0.0), -record["loss"]]
                 if state["best"]["key"] is None or key > state["best"]["key"]:
                     state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
                     if main:
                         save_model(model, run.tok, model_dir, {METRICS_FILE: metrics_path})
                 if t.early_stop and state["clean_evals"] >= t.stop_clean_evals:
-                    done = state["stopped_by_rule"] = _gate(run, replay, step, t, log_line)
+                    done = state["stopped_by_rule"] = gate(run, replay, step, t, log_line)
                     if done and state["best"]["step"] != step:
                         # The weights the gate vetted are the ones to keep, even at a slightly higher loss.
                         state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
@@ -198,6 +200,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
         raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved in {run_dir}; "
                                 "continue with the same command plus --resume") from None
     finally:
+        tracker.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     bar.close()
@@ -211,61 +214,6 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     return {"steps": step, "train_time_s": state["train_time_s"], "best": state["best"], "parameters": run.n_params,
             "samples_per_s": step * run.batches.batch_size / max(state["train_time_s"], 1e-9), "stopped_by": stopped,
             "certificate": cert, "main_process": main}
-
-
-def _evaluate(run: Setup, replay: Replay, step: int, t, reduce, out, train_time_s: float) -> dict:
-    """Held-out exact match and loss, and a fresh uniform sample whose wrong problems join the replay."""
-    acc = run.accelerator
-    ev = evaluate(run.model, run.held_split, rank=acc.process_index, world=acc.num_processes, reduce=reduce,
-                  autocast=run.autocast())
-    record = {"step": step, "time": round(time.time(), 3), "train_time_s": round(train_time_s, 3),
-              "samples_per_s": round(step * run.batches.batch_size / max(train_time_s, 1e-9), 1),
-              "lr": run.scheduler.get_last_lr()[0], "train_loss": out.loss.item(),
-              "train_head_losses": out.head_losses.tolist(), **ev}
-    # Below 99% on the held-out file its own errors say enough, and the fresh check would cost a third of the run.
-    if t.fresh_eval and ev["accuracy"] >= FRESH_FROM:
-        c = run.model.config
-        pairs = fresh_pairs(c.min_operand, c.max_operand, t.fresh_eval, t.seed, step)
-        wrong = _fresh_wrong(run, pairs)
-        if t.replay > 0:
-            replay.add(wrong)
-        record.update(fresh_errors=len(wrong), fresh_total=t.fresh_eval,
-                      fresh_accuracy=1 - len(wrong) / t.fresh_eval, replay_size=len(replay))
-    return record
-
-
-def _fresh_wrong(run: Setup, pairs: torch.Tensor) -> torch.Tensor:
-    """The pairs the model gets wrong; each process checks every world-th one, and all get the whole list."""
-    acc = run.accelerator
-    wrong = fresh_check(run.model, run.tok, run.encoder, pairs[acc.process_index::acc.num_processes],
-                        autocast=run.autocast())
-    if acc.num_processes > 1:
-        from accelerate.utils import gather_object
-        wrong = torch.tensor(gather_object(wrong.tolist()), dtype=torch.long).view(-1, 2)
-    return wrong
-
-
-def _gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
-    """The last check before stopping: a fresh sample of stop_gate problems with no error. Its errors are replayed."""
-    if not t.stop_gate:
-        return True
-    c = run.model.config
-    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed + 1, step)  # another stream than the evaluations
-    wrong = _fresh_wrong(run, pairs)
-    log(f"step {step}: stopping gate, {len(wrong)} wrong of {t.stop_gate:,} fresh problems"
-        + ("" if len(wrong) else "; stopping"))
-    if len(wrong) and t.replay > 0:
-        replay.add(wrong)
-    return len(wrong) == 0
-
-
-def _describe(r: dict, max_steps: int) -> str:
-    eta = (max_steps - r["step"]) * r["train_time_s"] / max(r["step"], 1)
-    fresh = (f", fresh {r['fresh_accuracy']:.4%} ({r['fresh_errors']} wrong of {r['fresh_total']:,})"
-             if "fresh_errors" in r else "")
-    return (f"step {r['step']}/{max_steps}: loss {r['loss']:.4g} (heads " + " ".join(f"{x:.3g}" for x in r["head_losses"])
-            + f"), held-out {r['accuracy']:.4%} ({r['errors']} wrong){fresh}, lr {r['lr']:.3g}, "
-            f"{r['samples_per_s']:.0f} samples/s, ETA {eta:.0f}s at most")
 
 
 def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log):
@@ -300,11 +248,3 @@ def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log
         log(certify.report(cert))
     return certify.summary(cert)
 
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metrics logged after the checkpoint we resume from; the resumed run logs them again."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    with atomic_open(path) as f:
-        f.write("".join(line + "\n" for line in keep))

@@ -14,7 +14,8 @@ def test_two_processes_train_as_one_group_and_write_one_set_of_outputs(tmp_path)
     cfg = ["--config", str(ROOT / "train_config.yaml")]
     assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
     assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
-    model = [o for o in TINY_MODEL if not o.startswith("training.threads")] + ["training.threads=1"]
+    model = [o for o in TINY_MODEL if not o.startswith("training.threads")] + ["training.threads=1",
+                                                                               "training.log_with=tensorboard"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(ROOT / "trainer.py"), *cfg, *sets(*model)], cwd=tmp_path, capture_output=True, text=True,
@@ -26,6 +27,11 @@ def test_two_processes_train_as_one_group_and_write_one_set_of_outputs(tmp_path)
     metrics = [json.loads(line) for line in (tmp_path / "runs/default/metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == list(range(100, 1201, 100))  # each evaluation logged once
     assert metrics[-1]["accuracy"] >= 0.95  # the same bar as the one-process tiny model
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "runs/default/tensorboard"))
+    events.Reload()
+    accuracy = events.Scalars("accuracy")  # written by the main process alone: each evaluation once
+    assert [(e.step, pytest.approx(e.value)) for e in accuracy] == [(m["step"], m["accuracy"]) for m in metrics]
     cert = json.loads((tmp_path / "model/certificate.json").read_text())
     assert cert["n"] == 10_000 and cert["exhaustive"]  # both shards merged: every problem once
     wrong = (tmp_path / "model/certificate_wrong.txt").read_text().splitlines()

@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_script
+from hexadd import dataset
+from hexadd.certify import head1_correct
 from hexadd.decoding import decode
+from hexadd.encoding import ProblemEncoder
 from hexadd.loading import load_model
 
 
@@ -32,11 +35,6 @@ def test_answers_in_decimal_one_line_each(tiny_run):
 ])
 def test_bad_problems_get_one_line_and_exit_2(tiny_run, problem, fragment):
     assert_one_line_error(infer(tiny_run, "1+1", problem), fragment)
-
-
-def test_out_of_range_answers_with_flag(tiny_run):
-    proc = infer(tiny_run, "--allow-out-of-range", "100+1")
-    assert proc.returncode == 0 and proc.stdout.startswith("100+1=")
 
 
 def test_file_and_stdin_answer_good_lines_and_report_bad_ones(tiny_run):
@@ -83,12 +81,25 @@ def test_verified_equals_single_with_fewer_passes(tiny_run):
         assert [x.text for x in batched] == [x.text for x in alone]
 
 
-def test_eval_reports_accuracy_lengths_and_passes(tiny_run):
-    proc = infer(tiny_run, "--eval", str(tiny_run / "data"), "--decode", "single")
+def test_eval_reports_accuracy_lengths_and_passes(tiny_run, tmp_path):
+    """What decoding the held-out file reports is what one teacher-forced pass says greedy decoding gets right,
+    cell by cell; a right answer took one forward pass per token (its digits and the closing `+`)."""
+    model, tok = load_model(str(tiny_run / "model"))
+    test = dataset.load(tiny_run / "data")["test"]
+    problems = [(x, y, c) for x, y, c in zip(test["a"], test["b"], test["sum"])]
+    a, b = (torch.tensor([p[i] for p in problems]) for i in (0, 1))
+    right = head1_correct(model, ProblemEncoder(tok, 10, True, 99)(a, b))
+    wrong = decode(model, tok, [(x, y) for (x, y, _), ok in zip(problems, right.tolist()) if not ok], "single")
+    passes = sum(len(str(c)) + 1 for (_, _, c), ok in zip(problems, right.tolist()) if ok) + sum(w.passes for w in wrong)
+    proc = infer(tiny_run, "--eval", str(tiny_run / "data"), "--decode", "single", "--eval-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    first = proc.stdout.splitlines()[0]
-    assert first.startswith("exact match: ") and "decode=single" in first and "forward passes per answer" in first
-    assert "by digit length (base 10)" in proc.stdout
+    lines = proc.stdout.splitlines()
+    n, correct = len(problems), int(right.sum())
+    assert lines[0] == (f"exact match: {correct / n:.2%} ({correct}/{n}), decode=single, {passes / n:.2f} forward "
+                        f"passes per answer, {sum(w.value is None for w in wrong)} malformed answers")
+    digits_a, digits_b = 1 + (a >= 10).long(), 1 + (b >= 10).long()
+    cell = {(la, lb): right[(digits_a == la) & (digits_b == lb)].float().mean().item() for la in (1, 2) for lb in (1, 2)}
+    assert lines[3:5] == [f"{la:>6}" + "".join(f"{cell[la, lb]:>9.2%}" for lb in (1, 2)) for la in (1, 2)]
 
 
 def test_malformed_answers_are_marked_not_raised(tiny_run):
@@ -106,12 +117,16 @@ def test_beyond_the_position_table_is_refused_even_out_of_range(tiny_run, tmp_pa
     long = "1" * 51
     proc = infer(tiny_run, "--allow-out-of-range", f"{long}+1")
     assert_one_line_error(proc, "needs position", "positions 0..15")
-    proc = infer(tiny_run, "--allow-out-of-range", "150+1")
+    proc = infer(tiny_run, "--allow-out-of-range", "100+1", "150+1")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("150+1=") and "outside the trained operands 0..99" in proc.stderr
-    model = str(tiny_run / "model")
+    model, tok = load_model(str(tiny_run / "model"))
+    answers = decode(model, tok, [(100, 1), (150, 1)], "verified")
+    assert proc.stdout.splitlines() == [f"{a.a}+{a.b}={a.value if a.value is not None else '?'}" for a in answers]
+    assert proc.stderr.splitlines() == [
+        f"note: {a.a}+{a.b}: " + (a.note if a.value is None else "outside the trained operands 0..99; the answer is "
+                                  + ("right" if a.value == a.a + a.b else "wrong")) for a in answers]
     # visualize_attention.py checks the range first, then the same position limit (check_fits) as above.
-    proc = run_script("visualize_attention.py", "99999+1", "--model", model, cwd=tmp_path)
+    proc = run_script("visualize_attention.py", "99999+1", "--model", str(tiny_run / "model"), cwd=tmp_path)
     assert_one_line_error(proc, "trained on operands 0..99", "--allow-out-of-range")
     assert not (tmp_path / "attention_visualizations").exists()
 
@@ -124,6 +139,8 @@ def test_eval_reads_decimal_lines_too(tiny_run, tmp_path):
     model, tok = load_model(str(tiny_run / "model"))
     right = sum(a.value == a.a + a.b for a in decode(model, tok, [(12, 34), (7, 5), (99, 99)], "verified"))
     assert result["total"] == 3 and result["correct"] == right
+    assert sum(c["total"] for c in result["by_length"]) == 3
+    assert (tmp_path / "out/accuracy_by_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "bad.txt").write_text("12+34\n\nabc+1\n")
     assert_one_line_error(infer(tiny_run, "--eval", str(tmp_path / "bad.txt"), "--eval-dir", str(tmp_path / "out")),
                           "bad.txt line 3")

@@ -92,11 +92,25 @@ def test_loss_only_on_answer_tokens_for_every_head():
     assert torch.isclose(out.head_losses[1], expect2)
 
 
-def test_reference_preset_size():
-    cfg = load(TrainConfig, ROOT / "configs" / "reference-6.4M.yaml")
-    m = cfg.model
-    model = HexAddForCausalLM(HexAddConfig(vocab_size=19, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
-                                           n_positions=m.n_positions, n_predict=m.n_predict, digit_token_ids=[3]))
-    n = sum(p.numel() for p in model.parameters())
-    assert (m.n_embd, m.n_layer, m.n_head, m.n_predict) == (256, 8, 4, 2)
-    assert 6.2e6 <= n <= 6.6e6, n
+def test_configs_build_the_model_sizes_they_claim():
+    """The merged configs through the trainer's own model construction, without training: the default is
+    the 0.6M-parameter model the README trains, and the preset the 6.4M its file name says."""
+    from hexadd.config import DataConfig
+    from hexadd.data import DataMeta
+    from hexadd.encoding import ProblemEncoder
+    from hexadd.numbers import format_problem
+    from hexadd.setup import build_model_config, longest
+    from hexadd.tokenization import train_tokenizer
+
+    n = load(DataConfig, ROOT / "data_config.yaml").numbers
+    meta = DataMeta(n.base, n.reverse, n.min_operand, n.max_operand)
+    tok = train_tokenizer([format_problem(12, 34, n.base, n.reverse)])
+    hi = torch.tensor([n.max_operand])
+    sizes = {}
+    for path in (ROOT / "train_config.yaml", ROOT / "configs" / "reference-6.4M.yaml"):
+        cfg = load(TrainConfig, path)
+        config = build_model_config(cfg, tok, meta, longest(tok, [ProblemEncoder(tok, n.base, n.reverse, n.max_operand)(hi, hi)]))
+        model = HexAddForCausalLM(config)
+        sizes[path.stem] = sum(p.numel() for p in model.parameters())
+        assert (config.n_layer, config.n_embd, len(model.heads) + 1) == (cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_predict)
+    assert round(sizes["train_config"] / 1e6, 1) == 0.6 and round(sizes["reference-6.4M"] / 1e6, 1) == 6.4, sizes

@@ -1,8 +1,10 @@
 import json
 
+import pytest
 import torch
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script, sets
+from hexadd.config import TrainConfig, load
 from hexadd.loading import load_model
 from hexadd.splits import Batches, evaluate, length_pair_weights, load_splits
 
@@ -68,3 +70,86 @@ def test_unweighted_batches_are_an_epoch_permutation():
     epoch = torch.cat([batches(s) for s in range(batches.per_epoch)])
     assert len(set(epoch.tolist())) == len(epoch) == 15 * 64
     assert torch.equal(Batches(1000, 64, seed=3)(20), batches(20))
+
+
+# A short in-process run on the tiny fixture's data: evaluations every 5 steps, checkpoints every 10.
+TRACKED = ["model.n_embd=32", "model.n_layer=1", "model.n_head=2", "model.n_positions=16", "training.batch_size=32",
+           "training.max_steps=30", "training.eval_interval=5", "training.checkpoint_interval=10",
+           "training.early_stop=false", "training.fresh_eval=500", "training.certify=0", "training.threads=1",
+           "training.log_with=tensorboard"]
+
+
+def tracked_config(tiny_run, out):
+    return load(TrainConfig, ROOT / "train_config.yaml", [
+        f"data.dir={tiny_run / 'data'}", f"tokenizer.dir={tiny_run / 'tokenizer'}", f"output.model_dir={out / 'model'}",
+        f"output.run_dir={out / 'run'}", *TRACKED])
+
+
+@pytest.fixture
+def torch_threads():
+    """A run in this process sets torch's thread count (one thread: a busy machine slows two by 4x); put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tensorboard_holds_each_evaluation_once_across_a_crash_and_resume(tiny_run, tmp_path, monkeypatch,
+                                                                           torch_threads):
+    """A run dies at step 17 (its checkpoint is at 10, its last evaluation at 15); the resumed run logs 15 again.
+    TensorBoard's event files then hold each evaluation step once, with the accuracy metrics.jsonl holds."""
+    import yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from hexadd import training
+    cfg = tracked_config(tiny_run, tmp_path)
+    real_step, calls = training.train_step, []
+
+    def dies_at_17(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 17:
+            raise RuntimeError("killed")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", dies_at_17)
+    with pytest.raises(RuntimeError, match="killed"):
+        training.train(cfg, log=lambda *_: None)
+    monkeypatch.setattr(training, "train_step", real_step)
+    result = training.train(cfg, resume=True, stop_after=20, log=lambda *_: None)
+    assert result["steps"] == 20
+
+    run = tmp_path / "run"
+    metrics = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
+    steps = [5, 10, 15, 20]
+    assert sorted(metrics) == steps
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    accuracy = events.Scalars("accuracy")
+    assert [e.step for e in accuracy] == steps  # step 15 once: the crashed run's was purged
+    assert [e.value for e in accuracy] == pytest.approx([metrics[s]["accuracy"] for s in steps])
+    for tag, key in (("loss", "loss"), ("lr", "lr"), ("samples_per_s", "samples_per_s")):
+        assert events.Scalars(tag)[-1].value == pytest.approx(metrics[20][key], rel=1e-6)
+    assert [e.value for e in events.Scalars("head_losses/2")] == pytest.approx(
+        [metrics[s]["head_losses"][1] for s in steps])
+    hparams = [yaml.safe_load(p.read_text()) for p in (run / "tensorboard").glob("*/hparams.yml")]
+    assert len(hparams) == 2 and all(h["model.n_embd"] == 32 and h["training.log_with"] == "tensorboard" and
+                                     h["hub.repo_id"] == "null" for h in hparams)
+
+
+def test_a_tracker_that_is_not_installed_is_refused_in_one_line(tiny_run, tmp_path, monkeypatch, capsys):
+    import sys
+
+    import trainer
+    from hexadd import tracking
+    from hexadd.errors import ConfigError
+    from hexadd.training import train
+    monkeypatch.setattr(tracking, "installed", lambda package: False)
+    with pytest.raises(ConfigError, match=r"tensorboard is not installed; run `pip install tensorboard==\d"):
+        train(tracked_config(tiny_run, tmp_path))
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(sys, "argv", ["trainer.py", *sets("training.log_with=wandb")])
+    monkeypatch.chdir(tmp_path)  # no data here: the tracker is refused before the data is looked for
+    with pytest.raises(SystemExit) as exit:
+        trainer.entry()
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: training.log_with: wandb is not installed; run `pip install wandb`")

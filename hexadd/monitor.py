@@ -1,0 +1,89 @@
+"""What a run measures as it goes: held-out exact match and a fresh sample at each evaluation, the
+stopping gate, and the metrics records and log lines that report them."""
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .io import atomic_open
+from .replay import Replay, fresh_check, fresh_pairs
+from .setup import Setup
+from .splits import evaluate
+
+METRICS_FILE = "metrics.jsonl"
+FRESH_FROM = 0.99  # held-out accuracy from which each evaluation also checks a fresh sample
+
+
+def evaluation(run: Setup, replay: Replay, step: int, t, reduce, out, train_time_s: float) -> dict:
+    """Held-out exact match and loss, and a fresh uniform sample whose wrong problems join the replay."""
+    acc = run.accelerator
+    ev = evaluate(run.model, run.held_split, rank=acc.process_index, world=acc.num_processes, reduce=reduce,
+                  autocast=run.autocast())
+    record = {"step": step, "time": round(time.time(), 3), "train_time_s": round(train_time_s, 3),
+              "samples_per_s": round(step * run.batches.batch_size / max(train_time_s, 1e-9), 1),
+              "lr": run.scheduler.get_last_lr()[0], "train_loss": out.loss.item(),
+              "train_head_losses": out.head_losses.tolist(), **ev}
+    # Below 99% on the held-out file its own errors say enough, and the fresh check would cost a third of the run.
+    if t.fresh_eval and ev["accuracy"] >= FRESH_FROM:
+        c = run.model.config
+        pairs = fresh_pairs(c.min_operand, c.max_operand, t.fresh_eval, t.seed, step)
+        wrong = fresh_wrong(run, pairs)
+        if t.replay > 0:
+            replay.add(wrong)
+        record.update(fresh_errors=len(wrong), fresh_total=t.fresh_eval,
+                      fresh_accuracy=1 - len(wrong) / t.fresh_eval, replay_size=len(replay))
+    return record
+
+
+def is_clean(record: dict, t) -> bool:
+    """No error on the held-out file, nor on the fresh sample when there is one."""
+    return record["errors"] == 0 and (record.get("fresh_errors") == 0 or not t.fresh_eval)
+
+
+def fresh_wrong(run: Setup, pairs: torch.Tensor) -> torch.Tensor:
+    """The pairs the model gets wrong; each process checks every world-th one, and all get the whole list."""
+    acc = run.accelerator
+    wrong = fresh_check(run.model, run.tok, run.encoder, pairs[acc.process_index::acc.num_processes],
+                        autocast=run.autocast())
+    if acc.num_processes > 1:
+        from accelerate.utils import gather_object
+        wrong = torch.tensor(gather_object(wrong.tolist()), dtype=torch.long).view(-1, 2)
+    return wrong
+
+
+def gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
+    """The last check before stopping: a fresh sample of stop_gate problems with no error. Its errors are replayed."""
+    if not t.stop_gate:
+        return True
+    c = run.model.config
+    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed + 1, step)  # another stream than the evaluations
+    wrong = fresh_wrong(run, pairs)
+    log(f"step {step}: stopping gate, {len(wrong)} wrong of {t.stop_gate:,} fresh problems"
+        + ("" if len(wrong) else "; stopping"))
+    if len(wrong) and t.replay > 0:
+        replay.add(wrong)
+    return len(wrong) == 0
+
+
+def describe(r: dict, max_steps: int) -> str:
+    eta = (max_steps - r["step"]) * r["train_time_s"] / max(r["step"], 1)
+    fresh = (f", fresh {r['fresh_accuracy']:.4%} ({r['fresh_errors']} wrong of {r['fresh_total']:,})"
+             if "fresh_errors" in r else "")
+    return (f"step {r['step']}/{max_steps}: loss {r['loss']:.4g} (heads " + " ".join(f"{x:.3g}" for x in r["head_losses"])
+            + f"), held-out {r['accuracy']:.4%} ({r['errors']} wrong){fresh}, lr {r['lr']:.3g}, "
+            f"{r['samples_per_s']:.0f} samples/s, ETA {eta:.0f}s at most")
+
+
+def append_metrics(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics logged after the checkpoint we resume from; the resumed run logs them again."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    with atomic_open(path) as f:
+        f.write("".join(line + "\n" for line in keep))
