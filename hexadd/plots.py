@@ -104,6 +104,41 @@ def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Pat
     return _save(fig, out)
 
 
+def ablation_figure(summaries: list[dict], out: Path) -> Path:
+    """Per ablation row (top to bottom): each seed's certified error rate, and how long its run took.
+
+    A model with no error is drawn at its 95% upper bound as `<`; a run that hit the time budget as `x`
+    at the budget, one whose schedule ended as a square, one its stopping rule stopped as a dot."""
+    from .certify import upper_bound_95
+
+    fig, (err, dur) = plt.subplots(1, 2, figsize=(11, 0.45 * len(summaries) + 1.8), sharey=True)
+    marks = {"stopping rule": ("o", "stopped by its rule"), "schedule end": ("s", "schedule ended"),
+             "budget": ("x", "time budget hit")}
+    seen = set()
+    for y, s in enumerate(summaries):
+        for r in s["runs"]:
+            if r["outcome"] not in marks:
+                continue
+            c = r["certificate"]
+            rate = c["wrong"] / c["n"] if c["wrong"] else upper_bound_95(0, c["n"])
+            err.plot(rate, y, "<" if not c["wrong"] else "o", color="C0", alpha=0.8)
+            marker, label = marks[r["outcome"]]
+            dur.plot(r["time_s"], y, marker, color="C1", label=None if label in seen else label)
+            seen.add(label)
+        if s["n"]:
+            err.plot(s["upper_95"], y, "|", color="k", markersize=12)
+    err.set_xscale("log")
+    err.set_xlabel("certified error rate per seed (| : pooled 95% upper bound; < : 0 wrong, drawn at its bound)")
+    dur.set_xlabel("seconds from launch until the run stopped")
+    dur.legend(fontsize=8, loc="best")
+    err.set_yticks(range(len(summaries)), [s["row"] for s in summaries])
+    err.invert_yaxis()
+    for ax in (err, dur):
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:
     """Run a+b (prompt plus the model's own greedy answer) with eager attention and plot every layer."""
     import torch
