@@ -9,12 +9,14 @@ model's certificate, tokens per problem, training samples/s and decoding passes 
     python3 bench/ablations.py --report-only    # rebuild docs/ablations.md and .png from the results JSON
 
 Resumable: each finished run goes into the results JSON at once (written atomically), so the same
-command after a kill goes on with the runs not there yet; a row whose file changed runs again.
+command after a kill goes on with the runs not there yet; a row whose file changed runs again, and
+so does a failed run.
 Runs that need the same data or tokenizer share them (OUT/data/, OUT/tokenizers/); the runs
 themselves are in OUT/rows/ROW/seedK/ (config, trainer log, metrics, model, certificate).
 """
 import copy
 import json
+import os
 import re
 import shutil
 import signal
@@ -33,13 +35,14 @@ from hexadd.config import to_dict
 from hexadd.errors import ConfigError
 from hexadd.io import atomic_open, write_json
 
-# 10 rows x 3 seeds x (150 s + about 85 s of start-up, held-out decoding and a 10^5 certificate) ~ 2 h here.
+# 10 rows x 3 seeds x (150 s + about 60 s for the checkpoint, the 10^5 certificate and decoding) < 2 h here.
 BUDGET_S = 150
 SEEDS = [0, 1, 2]
 CERTIFY = 100_000
 DECODE_SAMPLE = 2_000
-QUICK = {"seeds": [0], "budget": 25, "certify": 10_000, "decode_sample": 500,
-         "set": ["data.problems.count=30000", "train.training.eval_interval=50"]}
+# A short schedule that ends by itself on an idle machine; the budget is there for a busy one.
+QUICK = {"seeds": [0], "budget": 60, "certify": 10_000, "decode_sample": 500,
+         "set": ["data.problems.count=30000", "train.training.max_steps=100", "train.training.eval_interval=50"]}
 GRACE_S = 120  # after SIGTERM: time to reach a step boundary (a stopping gate may be under way) and checkpoint
 ENDED = re.compile(r"^stopped at step (\d+) by (.+)$", re.M)
 INTERRUPTED = re.compile(r"interrupted: stopped at step (\d+)")
@@ -51,8 +54,8 @@ def parse(argv=None):
     p.add_argument("--rows", nargs="+", metavar="ROW", help=f"only these rows: file names without .yaml, {BASELINE} for the default")
     p.add_argument("--seeds", nargs="+", type=int, help="training seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--budget", type=float, metavar="SECONDS", help=f"per run, from launch (default {BUDGET_S}; --quick: {QUICK['budget']})")
-    p.add_argument("--quick", action="store_true", help="smoke run: one seed, 30,000 problems, 25 s a run, "
-                   "10^4-problem certificates; everything goes into OUT")
+    p.add_argument("--quick", action="store_true", help="smoke run: one seed, 30,000 problems, 100 steps "
+                   "(at most 60 s) a run, 10^4-problem certificates; everything goes into OUT")
     p.add_argument("--out", help="runs, shared data and tokenizers (default runs/ablations; --quick: runs/ablations-quick)")
     p.add_argument("--results", help="results JSON (default bench/results/ablations.json; --quick: OUT/ablations.json)")
     p.add_argument("--docs", help="folder for ablations.md and ablations.png (default docs; --quick: OUT)")
@@ -101,7 +104,7 @@ def main(argv=None):
                                      "data": row.data, "train": row.train, "fingerprint": fp}
         plan += [(seed, row, data_cfg, train_cfg, fp) for seed in args.seeds]
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (kv[0] != BASELINE, kv[0])))
-    done = {(r["row"], r["seed"], r["fingerprint"]) for r in results["runs"]}
+    done = {(r["row"], r["seed"], r["fingerprint"]) for r in results["runs"] if r["outcome"] != FAILED}  # failures are retried
     todo = sorted((p for p in plan if (p[1].name, p[0], p[4]) not in done), key=lambda p: p[0])  # seed 0 of every row first
     print(f"{len(rows)} rows x {len(args.seeds)} seeds: {len(plan) - len(todo)} runs done, {len(todo)} to go, "
           f"{args.budget:.0f} s budget each; results in {_shown(args.results)}")
@@ -200,13 +203,14 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
         proc = subprocess.Popen([sys.executable, str(ROOT / "trainer.py"), "--config", str(folder / "train_config.yaml")],
                                 cwd=folder, stdout=f, stderr=subprocess.STDOUT)
     ended_s, hit = watch(proc, log, t0, args.budget)
+    load = os.getloadavg()[0]  # the last minute of training: other work on the machine shows here
     text = log.read_text()
     metrics = [json.loads(line) for line in (folder / "run/metrics.jsonl").read_text().splitlines()
                ] if (folder / "run/metrics.jsonl").is_file() else []
     last = metrics[-1] if metrics else {}
     record = {"budget_s": args.budget, "exit": proc.returncode, "samples_per_s": last.get("samples_per_s"),
               "train_time_s": last.get("train_time_s"), "held_out_accuracy": last.get("accuracy"),
-              "held_out_step": last.get("step"), "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()) + " UTC"}
+              "held_out_step": last.get("step"), "load_1min": round(load, 2), "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()) + " UTC"}
     ended = ENDED.search(text)
     if ended:
         record.update(outcome=STOPPED if ended[2] == "its stopping rule" else SCHEDULE, steps=int(ended[1]), time_s=ended_s)
@@ -219,7 +223,7 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
     if record["outcome"] != FAILED and not (folder / "model/model.safetensors").is_file():
         record.update(outcome=FAILED, error=f"no model saved by step {record['steps']} (no evaluation yet)")
     if record["outcome"] != FAILED:
-        record.update(measure(folder / "model", args.certify, args.decode_sample))
+        record.update(measure(folder / "model", args.certify, args.decode_sample, train_cfg.training.device))
     record["wall_s"] = time.perf_counter() - t0
     return record
 
@@ -251,16 +255,17 @@ def watch(proc, log: Path, t0: float, budget: float) -> tuple[float | None, bool
     return ended, hit and ended is None
 
 
-def measure(model_dir: Path, n: int, sample: int) -> dict:
+def measure(model_dir: Path, n: int, sample: int, device: str) -> dict:
     """The saved model's certificate, tokens per problem and forward passes per answer on a fixed sample."""
     from hexadd.certify import certify_distributed, operand_chunks, summary
     from hexadd.decoding import decode, default_mode
+    from hexadd.devices import pick_device
     from hexadd.loading import load_model
     from hexadd.numbers import format_problem
     from transformers.utils import logging
     logging.disable_progress_bar()
 
-    model, tok = load_model(str(model_dir))
+    model, tok = load_model(str(model_dir), device=pick_device(device))  # where it trained: a GPU certifies fast
     cert = certify_distributed(model, tok, n, seed=0, out_dir=model_dir)
     c = model.config
     a, b = next(operand_chunks(c.min_operand, c.max_operand, sample, seed=1, chunk=sample))

@@ -115,6 +115,11 @@ def markdown(results: dict) -> str:
         fmt = (lambda v, f: "–" if v is None else format(v, f))
         lines.append(f"| `{s['row']}`: {s['label']} | {s['claim']} | {stop_cell(s)} | {error_cell(s)} | "
                      f"{fmt(s['tokens_per_problem'], '.1f')} | {fmt(s['samples_per_s'], ',.0f')} | {passes} |")
+    busiest = max((r.get("load_1min", 0) for r in runs), default=0)
+    if busiest > 1.5 * m.get("cores", busiest):
+        lines += ["", f"**Some runs shared the CPU with other work** (load average up to {busiest:.1f} on "
+                      f"{m.get('cores')} cores at the end of training, `load_1min` in the results): their times, "
+                      f"steps and samples/s understate this machine."]
     lines += ["", f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, PyTorch {m.get('torch', '?')}; "
                   f"{m.get('date', '?')}. Rebuilt from `{settings['results']}` by "
                   "`python3 bench/ablations.py --report-only`.", ""]

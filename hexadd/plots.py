@@ -1,11 +1,13 @@
-"""Figures: attention heatmaps, training curves, accuracy by operand length. PNGs, written atomically."""
+"""Figures: attention heatmaps, training curves, accuracy by operand length, the ablation table. PNGs, written atomically."""
 import json
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
 
@@ -128,11 +130,21 @@ def ablation_figure(summaries: list[dict], out: Path) -> Path:
         if s["n"]:
             err.plot(s["upper_95"], y, "|", color="k", markersize=12)
     err.set_xscale("log")
-    err.set_xlabel("certified error rate per seed (| : pooled 95% upper bound; < : 0 wrong, drawn at its bound)")
-    dur.set_xlabel("seconds from launch until the run stopped")
-    dur.legend(fontsize=8, loc="best")
+    rates = [x for line in err.get_lines() for x in line.get_xdata()]
+    if rates:  # whole decades: no crowded minor labels
+        lo, hi = math.floor(math.log10(min(rates))), math.ceil(math.log10(max(rates)))
+        err.set_xlim(10 ** lo, 10 ** max(hi, lo + 1))
+    err.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    err.set_xlabel("certified error rate, one mark per seed\n(| pooled 95% upper bound; < none wrong, drawn at its bound)")
+    budgets = {r["budget_s"] for s in summaries for r in s["runs"]}
+    for b in budgets:
+        dur.axvline(b, color="0.6", linestyle="--", linewidth=1)
+    dur.set_xlabel("seconds from launch until the run stopped\n(dashed: the time budget)")
+    dur.set_xlim(left=0)
+    if seen:
+        dur.legend(fontsize=8, loc="best")
     err.set_yticks(range(len(summaries)), [s["row"] for s in summaries])
-    err.invert_yaxis()
+    err.set_ylim(len(summaries) - 0.5, -0.5)  # first row on top
     for ax in (err, dur):
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

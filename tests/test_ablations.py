@@ -64,10 +64,11 @@ def test_table_cells():
                 "certificate": {"n": 1000, "wrong": wrong}, "tokens_per_problem": 15.0, "passes_per_answer": 3.0,
                 "decode_mode": "verified", "samples_per_s": 1000.0 + seed, **kw}
     results = {
+        "machine": {"cpu": "a CPU", "cores": 2, "torch": "2.13.0", "date": "2026-11-27"},
         "settings": {"row_folder": "configs/ablations", "set": [], "decode_sample": 2000, "results": "r.json"},
         "rows": {name: {"label": name, "claim": "c", "fingerprint": "f"} for name in ("baseline", "slow", "gone")},
         "runs": [run(s, "stopping rule", 0, row="baseline", time_s=t, steps=2000) for s, t in ((0, 100), (1, 130), (2, 110))]
-        + [run(0, "budget", 3, row="slow", steps=1043, held_out_accuracy=0.981),
+        + [run(0, "budget", 3, row="slow", steps=1043, held_out_accuracy=0.981, load_1min=6.2),
            run(1, "budget", 1, row="slow", steps=990, held_out_accuracy=0.97),
            run(2, "stopping rule", 0, row="slow", time_s=140, steps=1200),
            {**run(0, "stopping rule", 0, row="gone", time_s=1, steps=1), "fingerprint": "old"}],  # another definition
@@ -81,6 +82,9 @@ def test_table_cells():
     assert "stopped by its rule at 140 s (seed 2); budget (150 s) hit at step 1,043 / 990, held-out 98.10 / 97.00% (seeds 0, 1)" in table
     assert "0 (≤ 0.001); wrong 0 / 0 / 0 of 1,000" in table  # 3,000 problems, none wrong: the bound is ~3/3000
     assert "0.0013 (≤ 0.003); wrong 3 / 1 / 0 of 1,000" in table
+    assert "load average up to 6.2 on 2 cores" in table  # a run made while other work had the CPU is flagged
+    results["runs"][3]["load_1min"] = 2.1
+    assert "load average" not in markdown(results)
 
 
 def test_bad_row_file_is_one_line_naming_it(tmp_path):
