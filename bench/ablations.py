@@ -41,7 +41,7 @@ SEEDS = [0, 1, 2]
 CERTIFY = 100_000
 DECODE_SAMPLE = 2_000
 # A short schedule that ends by itself on an idle machine; the budget is there for a busy one.
-QUICK = {"seeds": [0], "budget": 60, "certify": 10_000, "decode_sample": 500,
+QUICK = {"seeds": [0], "budget": 60, "certify": 2_000, "decode_sample": 500,
          "set": ["data.problems.count=30000", "train.training.max_steps=100", "train.training.eval_interval=50"]}
 GRACE_S = 120  # after SIGTERM: time to reach a step boundary (a stopping gate may be under way) and checkpoint
 ENDED = re.compile(r"^stopped at step (\d+) by (.+)$", re.M)
@@ -55,7 +55,7 @@ def parse(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, help="training seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--budget", type=float, metavar="SECONDS", help=f"per run, from launch (default {BUDGET_S}; --quick: {QUICK['budget']})")
     p.add_argument("--quick", action="store_true", help="smoke run: one seed, 30,000 problems, 100 steps "
-                   "(at most 60 s) a run, 10^4-problem certificates; everything goes into OUT")
+                   "(at most 60 s) a run, 2,000-problem certificates; everything goes into OUT")
     p.add_argument("--out", help="runs, shared data and tokenizers (default runs/ablations; --quick: runs/ablations-quick)")
     p.add_argument("--results", help="results JSON (default bench/results/ablations.json; --quick: OUT/ablations.json)")
     p.add_argument("--docs", help="folder for ablations.md and ablations.png (default docs; --quick: OUT)")
@@ -64,7 +64,7 @@ def parse(argv=None):
     p.add_argument("--train-config", default=cli.default_config("train_config.yaml"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data|train.SECTION.KEY=VALUE",
                    help="override one value for every row, e.g. --set train.training.max_steps=1000 (repeatable)")
-    p.add_argument("--certify", type=int, metavar="N", help=f"problems in each certificate (default {CERTIFY:,}; --quick: 10,000)")
+    p.add_argument("--certify", type=int, metavar="N", help=f"problems in each certificate (default {CERTIFY:,}; --quick: 2,000)")
     p.add_argument("--decode-sample", type=int, metavar="N",
                    help=f"problems decoded for tokens and passes per answer (default {DECODE_SAMPLE:,}; --quick: 500)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the table and figure from the results JSON")
@@ -100,7 +100,7 @@ def main(argv=None):
         data_cfg, train_cfg = base.configs(row)
         fp = fingerprint(without(data_cfg, "output"), without(train_cfg, "data", "output", "hub"),
                          args.budget, args.certify, args.decode_sample)
-        results["rows"][row.name] = {"label": row.label, "claim": row.claim, "source": row.source,
+        results["rows"][row.name] = {"label": row.label, "claim": row.claim, "source": _shown(Path(row.source)),
                                      "data": row.data, "train": row.train, "fingerprint": fp}
         plan += [(seed, row, data_cfg, train_cfg, fp) for seed in args.seeds]
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (kv[0] != BASELINE, kv[0])))

@@ -89,7 +89,7 @@ def parse_row(path: Path, raw: dict, base: Base) -> Row:
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"{key}: must be text, got {raw[key]!r}")
     for key in ("data", "train"):
-        if not isinstance(raw.get(key, {}), dict):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
             raise ConfigError(f"{key}: must be a mapping of config sections, got {raw[key]!r}")
     row = Row(path.stem, raw.get("label", path.stem), raw.get("claim", ""), raw.get("data") or {},
               raw.get("train") or {}, str(path))

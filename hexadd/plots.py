@@ -131,18 +131,19 @@ def ablation_figure(summaries: list[dict], out: Path) -> Path:
             err.plot(s["upper_95"], y, "|", color="k", markersize=12)
     err.set_xscale("log")
     rates = [x for line in err.get_lines() for x in line.get_xdata()]
-    if rates:  # whole decades: no crowded minor labels
+    if rates:  # whole decades (no crowded minor labels), with room for marks at the edges
         lo, hi = math.floor(math.log10(min(rates))), math.ceil(math.log10(max(rates)))
-        err.set_xlim(10 ** lo, 10 ** max(hi, lo + 1))
+        err.set_xlim(10 ** min(lo, hi - 1) / 1.5, 10 ** hi * 1.5)
     err.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     err.set_xlabel("certified error rate, one mark per seed\n(| pooled 95% upper bound; < none wrong, drawn at its bound)")
     budgets = {r["budget_s"] for s in summaries for r in s["runs"]}
     for b in budgets:
         dur.axvline(b, color="0.6", linestyle="--", linewidth=1)
     dur.set_xlabel("seconds from launch until the run stopped\n(dashed: the time budget)")
-    dur.set_xlim(left=0)
+    times = [x for line in dur.get_lines() for x in line.get_xdata()]
+    dur.set_xlim(0, 1.05 * max(times))
     if seen:
-        dur.legend(fontsize=8, loc="best")
+        dur.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     err.set_yticks(range(len(summaries)), [s["row"] for s in summaries])
     err.set_ylim(len(summaries) - 0.5, -0.5)  # first row on top
     for ax in (err, dur):
