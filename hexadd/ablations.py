@@ -24,9 +24,11 @@ from .numbers import num_digits
 
 BASELINE = "baseline"
 ROW_KEYS = ("label", "claim", "data", "train")
-# Set by the runner for every run: folders, the seed, the certificate, the operand range.
-RUNNER_KEYS = ("data.output", "data.numbers.min_operand", "data.numbers.max_operand", "train.data",
-               "train.tokenizer.dir", "train.output", "train.hub", "train.training.seed", "train.training.certify")
+# Set by the runner for every run: folders, the seed, the certificate.
+RUNNER_KEYS = ("data.output", "train.data", "train.tokenizer.dir", "train.output", "train.hub", "train.training.seed",
+               "train.training.certify")
+# The same in every row, so that error rates compare: changed for all rows at once with --set.
+SHARED_KEYS = ("data.numbers.min_operand", "data.numbers.max_operand")
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Base:
             section, _, rest = o.partition(".")
             if section not in ("data", "train") or not rest:
                 raise ConfigError(f"--set {o!r}: expected data.SECTION.KEY=VALUE or train.SECTION.KEY=VALUE")
+            if _among(o.partition("=")[0].strip(), RUNNER_KEYS):
+                raise ConfigError(f"--set {o!r}: set by the ablation runner for every row")
             apply_override(getattr(base, section), rest)
         from_dict(DataConfig, base.data, "data")
         from_dict(TrainConfig, base.train, "train")
@@ -71,6 +75,10 @@ def merge(base: dict, over: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _among(key: str, keys: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in keys)
 
 
 def _keys(d: dict, at: str = ""):
@@ -93,10 +101,13 @@ def parse_row(path: Path, raw: dict, base: Base) -> Row:
             raise ConfigError(f"{key}: must be a mapping of config sections, got {raw[key]!r}")
     row = Row(path.stem, raw.get("label", path.stem), raw.get("claim", ""), raw.get("data") or {},
               raw.get("train") or {}, str(path))
-    owned = [k for section in ("data", "train") for k in _keys(getattr(row, section), section)
-             if any(k == o or k.startswith(o + ".") for o in RUNNER_KEYS)]
-    if owned:
-        raise ConfigError(f"{owned[0]}: set by the ablation runner for every row; a row may not change it")
+    keys = [k for section in ("data", "train") for k in _keys(getattr(row, section), section)]
+    for k in keys:
+        if _among(k, RUNNER_KEYS):
+            raise ConfigError(f"{k}: set by the ablation runner for every row; a row may not change it")
+        if _among(k, SHARED_KEYS):
+            raise ConfigError(f"{k}: the same in every row, so that error rates compare; change it for all rows "
+                              "with --set")
     check_positions(*base.configs(row))
     return row
 

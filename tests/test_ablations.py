@@ -97,7 +97,7 @@ def test_bad_row_file_is_one_line_naming_it(tmp_path):
     assert not (tmp_path / "out").exists()  # refused before anything ran
     for text, fragment in (("data:\n  numbers: {base: ten}\n", "data.numbers.base: must be int"),
                            ("train:\n  output: {model_dir: x}\n", "train.output: set by the ablation runner"),
-                           ("data:\n  numbers: {max_operand: 50}\n", "data.numbers.max_operand: set by the ablation runner"),
+                           ("data:\n  numbers: {max_operand: 50}\n", "data.numbers.max_operand: the same in every row"),
                            ("labl: x\n", "labl: unknown key"),
                            ("label: [x\n", "not valid YAML"),
                            ("data:\n  numbers: {base: 2}\ntrain:\n  model: {positions: learned}\n",
@@ -105,3 +105,5 @@ def test_bad_row_file_is_one_line_naming_it(tmp_path):
         (rows / "typo.yaml").write_text(text)
         with pytest.raises(ConfigError, match=f"typo.yaml: .*{fragment}"):
             ablations.main(args(tmp_path, rows)[:-2 * len(TINY)])  # the full-size defaults: base 2 needs 47 positions
+    with pytest.raises(ConfigError, match="--set 'train.training.seed=3': set by the ablation runner"):
+        ablations.main(args(tmp_path, rows, "--set", "train.training.seed=3"))
