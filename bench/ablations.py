@@ -40,9 +40,11 @@ BUDGET_S = 150
 SEEDS = [0, 1, 2]
 CERTIFY = 100_000
 DECODE_SAMPLE = 2_000
-# A short schedule that ends by itself on an idle machine; the budget is there for a busy one.
+# A short schedule that ends by itself on an idle machine; the budget is there for a busy one, where one
+# thread also keeps its pace (two threads on two shared cores ran 5x slower than one here).
 QUICK = {"seeds": [0], "budget": 60, "certify": 2_000, "decode_sample": 500,
-         "set": ["data.problems.count=30000", "train.training.max_steps=100", "train.training.eval_interval=50"]}
+         "set": ["data.problems.count=30000", "train.training.max_steps=100", "train.training.eval_interval=50",
+                 "train.training.threads=1"]}
 GRACE_S = 120  # after SIGTERM: time to reach a step boundary (a stopping gate may be under way) and checkpoint
 ENDED = re.compile(r"^stopped at step (\d+) by (.+)$", re.M)
 INTERRUPTED = re.compile(r"interrupted: stopped at step (\d+)")
@@ -55,7 +57,7 @@ def parse(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, help="training seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--budget", type=float, metavar="SECONDS", help=f"per run, from launch (default {BUDGET_S}; --quick: {QUICK['budget']})")
     p.add_argument("--quick", action="store_true", help="smoke run: one seed, 30,000 problems, 100 steps "
-                   "(at most 60 s) a run, 2,000-problem certificates; everything goes into OUT")
+                   "(at most 60 s) on one thread a run, 2,000-problem certificates; everything goes into OUT")
     p.add_argument("--out", help="runs, shared data and tokenizers (default runs/ablations; --quick: runs/ablations-quick)")
     p.add_argument("--results", help="results JSON (default bench/results/ablations.json; --quick: OUT/ablations.json)")
     p.add_argument("--docs", help="folder for ablations.md and ablations.png (default docs; --quick: OUT)")
