@@ -11,7 +11,7 @@ from hexadd.errors import ConfigError
 sys.path.insert(0, str(ROOT / "bench"))
 import ablations  # noqa: E402  (bench/ablations.py)
 
-TINY = [f"data.{o}" for o in TINY_DATA] + [
+TINY = [f"data.{o}" for o in TINY_DATA] + ["data.problems.held_out_fraction=0.02"] + [  # less to decode at the end
     f"train.{o}" for o in ("model.n_embd=64", "model.n_layer=2", "model.n_positions=16", "training.batch_size=64",
                            "training.max_steps=40", "training.eval_interval=20", "training.threads=1")]
 
