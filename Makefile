@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLES := 1234+5678 4095+1 9999+9999 0+0 101+1002
 
-.PHONY: venv data tokenizer train infer certify attention pipeline test bench clean
+.PHONY: venv data tokenizer train infer certify attention pipeline test bench ablations ablations-quick clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ test: venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+ablations: venv
+	$(PY) bench/ablations.py
+
+ablations-quick: venv
+	$(PY) bench/ablations.py --quick
 
 clean:
 	rm -rf data tokenizer model runs

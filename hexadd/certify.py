@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .encoding import Encoded, ProblemEncoder
+from .encoding import Encoded, ProblemEncoder, encode_pairs
 from .io import atomic_open, write_json
 
 DEFAULT_SAMPLES = 1_000_000
@@ -153,7 +153,9 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     lo, hi = c.min_operand, c.max_operand
     if n is not None and (hi - lo + 1) ** 2 <= n:
         n = None
-    encoder = ProblemEncoder(tok, c.base, c.reverse, hi)
+    encoder = ProblemEncoder(tok, c.base, c.reverse, hi)  # also sorts operands by digit count
+    # A tokenizer that merges digits writes some digit pairs as one token: only the tokenizer can encode for it.
+    tensor_encoder = None if ProblemEncoder.merges_digits(tok) else encoder
     cert = Certificate(lo, hi, c.base, exhaustive=n is None, seed=None if n is None else seed)
     device = next(model.parameters()).device
     cert.device = str(device)
@@ -171,7 +173,7 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
         try:
             for a, b in operand_chunks(lo, hi, n, seed, batch_size, rank, world):
                 a, b = a.to(device), b.to(device)
-                ok = head1_correct(model, encoder(a, b))
+                ok = head1_correct(model, encode_pairs(tok, tensor_encoder, a, b, c.base, c.reverse))
                 cell = encoder.digits(a, encoder.width)[1] * (encoder.width + 1) + encoder.digits(b, encoder.width)[1]
                 length_total += torch.bincount(cell, minlength=cells)
                 length_wrong += torch.bincount(cell[~ok], minlength=cells)

@@ -264,25 +264,29 @@ def apply_override(data: dict, override: str) -> None:
         raise ConfigError(f"--set {override!r}: value is not valid YAML") from None
 
 
+def read_yaml(path: str | Path, what: str = "config file") -> dict:
+    """A YAML file holding a mapping; anything else is a ConfigError naming the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
+        raise ConfigError(f"{path}: cannot read it as a YAML file ({type(e).__name__})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the {what} is empty (truncated?); give the sections to use")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
 def load(cls, path: str | Path | None, overrides: list[str] = ()):
     """Load a config file (or only defaults when path is None) and apply overrides."""
-    data = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
-            raise ConfigError(f"{path}: cannot read it as a YAML file ({type(e).__name__})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{where}") from None
-        if data is None:
-            raise ConfigError(f"{path}: the config file is empty (truncated?); give the sections to use")
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
+    data = read_yaml(path) if path is not None else {}
     for o in overrides:
         apply_override(data, o)
     return from_dict(cls, data)

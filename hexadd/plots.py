@@ -1,12 +1,14 @@
-"""Figures: attention heatmaps, training curves, accuracy by operand length. Each `*_figure` function builds
-a matplotlib Figure (what the tests inspect); the others write it as a PNG, atomically, and close it."""
+"""Figures: attention heatmaps, training curves, accuracy by operand length, the ablation table. Each `*_figure`
+function builds a matplotlib Figure (what the tests inspect); the others write it as a PNG, atomically, and close it."""
 import json
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
 
@@ -117,6 +119,52 @@ def accuracy_figure(by_length: dict, base: int, title: str):
 
 def accuracy_by_length(by_length: dict, base: int, title: str, out: Path) -> Path:
     return _save(accuracy_figure(by_length, base, title), out)
+
+
+def ablation_figure(summaries: list[dict], out: Path) -> Path:
+    """Per ablation row (top to bottom): each seed's certified error rate, and how long its run took.
+
+    A model with no error is drawn at its 95% upper bound as `<`; a run that hit the time budget as `x`
+    at the budget, one whose schedule ended as a square, one its stopping rule stopped as a dot."""
+    from .certify import upper_bound_95
+
+    fig, (err, dur) = plt.subplots(1, 2, figsize=(11, 0.45 * len(summaries) + 1.8), sharey=True)
+    marks = {"stopping rule": ("o", "stopped by its rule"), "schedule end": ("s", "schedule ended"),
+             "budget": ("x", "time budget hit")}
+    seen = set()
+    for y, s in enumerate(summaries):
+        for r in s["runs"]:
+            if r["outcome"] not in marks:
+                continue
+            c = r["certificate"]
+            rate = c["wrong"] / c["n"] if c["wrong"] else upper_bound_95(0, c["n"])
+            err.plot(rate, y, "<" if not c["wrong"] else "o", color="C0", alpha=0.8)
+            marker, label = marks[r["outcome"]]
+            dur.plot(r["time_s"], y, marker, color="C1", label=None if label in seen else label)
+            seen.add(label)
+        if s["n"]:
+            err.plot(s["upper_95"], y, "|", color="k", markersize=12)
+    err.set_xscale("log")
+    rates = [x for line in err.get_lines() for x in line.get_xdata()]
+    if rates:  # whole decades (no crowded minor labels), with room for marks at the edges
+        lo, hi = math.floor(math.log10(min(rates))), math.ceil(math.log10(max(rates)))
+        err.set_xlim(10 ** min(lo, hi - 1) / 1.5, 10 ** hi * 1.5)
+    err.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    err.set_xlabel("certified error rate, one mark per seed\n(| pooled 95% upper bound; < none wrong, drawn at its bound)")
+    budgets = {r["budget_s"] for s in summaries for r in s["runs"]}
+    for b in budgets:
+        dur.axvline(b, color="0.6", linestyle="--", linewidth=1)
+    dur.set_xlabel("seconds from launch until the run stopped\n(dashed: the time budget)")
+    times = [x for line in dur.get_lines() for x in line.get_xdata()]
+    dur.set_xlim(0, 1.05 * max(times))
+    if seen:
+        dur.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
+    err.set_yticks(range(len(summaries)), [s["row"] for s in summaries])
+    err.set_ylim(len(summaries) - 0.5, -0.5)  # first row on top
+    for ax in (err, dur):
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
 
 
 def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:

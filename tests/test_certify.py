@@ -40,6 +40,28 @@ def test_encoder_refuses_merged_digits():
     assert not ProblemEncoder.merges_digits(train_tokenizer(["+1+2+3+"]))
 
 
+def test_certify_encodes_merged_digits_as_the_tokenizer_does(monkeypatch):
+    """A BPE tokenizer writes `+01+` as `+`, `01`, `+`: certification must feed the model those tokens."""
+    import hexadd.certify
+    from hexadd.model import HexAddConfig, HexAddForCausalLM
+    from hexadd.tokenization import digit_token_ids
+    tok = train_tokenizer([format_problem(a, b, 10) for a in range(100) for b in range(0, 100, 7)], vocab_size=40)
+    assert ProblemEncoder.merges_digits(tok)
+    model = HexAddForCausalLM(HexAddConfig(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=16,
+                                           pad_token_id=tok.pad_token_id, n_predict=1, base=10, max_operand=99,
+                                           digit_token_ids=digit_token_ids(tok)))
+    fed = []
+    real = hexadd.certify.head1_correct
+    monkeypatch.setattr(hexadd.certify, "head1_correct", lambda m, enc: fed.append(enc) or real(m, enc))
+    cert = certify(model, tok, 300, seed=2, batch_size=100, progress=False)
+    assert cert.n == 300 and len(fed) == 3
+    a, b = next(operand_chunks(0, 99, 300, 2, 100))
+    for i in range(100):
+        ids = tok.encode(format_problem(int(a[i]), int(b[i]), 10))
+        assert fed[0].input_ids[i, :len(ids)].tolist() == ids
+        assert fed[0].attention_mask[i].sum() == len(ids)
+
+
 def test_upper_bound():
     for n in (1000, 10**5, 10**8):  # the rule of three
         assert upper_bound_95(0, n) == pytest.approx(3 / n, rel=0.003)
