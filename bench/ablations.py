@@ -161,9 +161,10 @@ def report(results: dict, args, show: bool = False) -> None:
 
 def prepare_data(data_cfg, out: Path) -> Path:
     """The data folder for this data config, generated once for every row and seed that needs it."""
-    from hexadd.data import META_FILE, generate
+    from hexadd.data import generate
+    from hexadd.dataset import CARD
     folder = out / "data" / fingerprint(without(data_cfg, "output"))
-    if not (folder / META_FILE).is_file():  # meta.json is written last: present means complete
+    if not (folder / CARD).is_file():  # the card is written last: present means complete
         data_cfg.output.dir = str(folder)
         s = generate(data_cfg)
         print(f"data: {s.train:,} training and {s.held_out:,} held-out problems, base {data_cfg.numbers.base} -> {_shown(folder)}")
@@ -171,11 +172,11 @@ def prepare_data(data_cfg, out: Path) -> Path:
 
 
 def prepare_tokenizer(data_dir: Path, vocab_size: int | None, out: Path) -> Path:
-    from hexadd.data import TRAIN_FILE, read_lines
+    from hexadd import dataset
     from hexadd.tokenization import train_tokenizer
     folder = out / "tokenizers" / fingerprint(data_dir.name, vocab_size)
     if not (folder / "tokenizer.json").is_file():
-        tok = train_tokenizer([line for _, line in read_lines(data_dir / TRAIN_FILE)], vocab_size)
+        tok = train_tokenizer(dataset.load(data_dir)["train"]["text"][:], vocab_size)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tok.save_pretrained(str(tmp))
