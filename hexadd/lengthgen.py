@@ -91,9 +91,8 @@ def run(cfg: LengthgenConfig, log=print) -> dict:
 
     root = Path(cfg.lengthgen.dir)
     root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(root / ".lengthgen.lock", blocking=False)
     try:
-        lock.acquire()
+        lock = FileLock(root / ".lengthgen.lock", blocking=False).acquire()
     except Timeout:
         raise ConfigError(f"{root} is in use by another lengthgen run; wait for it, or set lengthgen.dir") from None
     with lock:
