@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLES := 1234+5678 4095+1 9999+9999 0+0 101+1002
 
-.PHONY: venv data tokenizer train infer certify attention pipeline test bench ablations ablations-quick clean
+.PHONY: venv data tokenizer train infer certify attention pipeline lengthgen test bench ablations ablations-quick clean
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ attention: venv
 	$(PY) visualize_attention.py
 
 pipeline: data tokenizer train infer attention
+
+lengthgen: venv
+	$(PY) lengthgen.py --config configs/lengthgen.yaml
 
 test: venv
 	$(PY) -m pytest -q tests

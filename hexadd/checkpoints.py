@@ -14,7 +14,8 @@ from .io import normal_modes, write_json
 
 LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
-MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "max_offset"),
+MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "max_offset",
+                        "offset_per"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
                            "weight_decay", "balance_lengths", "seed", "replay", "fresh_eval", "stop_clean_evals", "stop_gate")}
 
@@ -27,23 +28,25 @@ def latest(run_dir: Path) -> Path | None:
     return ckpt if (ckpt / "trainer_state.json").is_file() else None
 
 
-def check_resumable(run_dir: Path, config: dict) -> Path:
-    """Before any data is loaded: the checkpoint exists and was made with the same model and schedule."""
+def check_resumable(run_dir: Path, config: dict, what: str = "--resume",
+                    restart: str = "start a new run without --resume") -> Path:
+    """Before any data is loaded: the checkpoint exists and was made with the same model and schedule.
+    `what` and `restart` name, in the errors, the option that resumes and how to start afresh instead."""
     ckpt = latest(run_dir)
     if ckpt is None:
-        raise DataError(f"--resume: no checkpoint in {run_dir} (start without --resume)")
+        raise DataError(f"{what}: no checkpoint in {run_dir} ({restart})")
     try:
         saved = json.loads((ckpt / "trainer_state.json").read_text()).get("config")
     except json.JSONDecodeError:
-        raise DataError(f"--resume: {ckpt}/trainer_state.json is malformed") from None
+        raise DataError(f"{what}: {ckpt}/trainer_state.json is malformed") from None
     if saved is None:
-        raise DataError(f"--resume: {ckpt} was written by an older version; start without --resume")
+        raise DataError(f"{what}: {ckpt} was written by an older version; {restart}")
     for section, keys in MUST_MATCH.items():
         for key in keys:
             then, now = saved.get(section, {}).get(key), config[section][key]
             if then != now:
-                raise ConfigError(f"--resume: {section}.{key} is {now!r} but the checkpoint in {run_dir} was "
-                                  f"trained with {then!r}; set it back, or start a new run without --resume")
+                raise ConfigError(f"{what}: {section}.{key} is {now!r} but the checkpoint in {run_dir} was "
+                                  f"trained with {then!r}; set it back, or {restart}")
     return ckpt
 
 

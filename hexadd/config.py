@@ -15,6 +15,7 @@ import yaml
 from .errors import ConfigError
 
 POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal")
+OFFSET_MODES = ("batch", "sample")
 
 
 # ---------------------------------------------------------------- data_config.yaml
@@ -25,10 +26,23 @@ class NumbersConfig:
     reverse: bool = True
     min_operand: int = 0
     max_operand: int = 9999
+    # Or the range by digit count (any length): operands of min_digits..max_digits digits.
+    min_digits: int | None = None
+    max_digits: int | None = None
 
     def validate(self, at):
         if not 2 <= self.base <= 16:
             raise ConfigError(f"{at}.base: must be between 2 and 16, got {self.base}")
+        if (self.min_digits is None) != (self.max_digits is None):
+            raise ConfigError(f"{at}.max_digits: set both min_digits and max_digits, or neither")
+        if self.max_digits is not None:
+            if not 1 <= self.min_digits <= self.max_digits:
+                raise ConfigError(f"{at}.min_digits: need 1 <= min_digits <= max_digits, got {self.min_digits}..{self.max_digits}")
+            lo = 0 if self.min_digits == 1 else self.base ** (self.min_digits - 1)
+            hi = self.base ** self.max_digits - 1
+            if (self.min_operand, self.max_operand) not in ((0, 9999), (lo, hi)):
+                raise ConfigError(f"{at}.max_digits: give the operand range by digits or by min_operand/max_operand, not both")
+            self.min_operand, self.max_operand = lo, hi
         if self.min_operand < 0:
             raise ConfigError(f"{at}.min_operand: must be >= 0, got {self.min_operand}")
         if self.min_operand > self.max_operand:
@@ -92,6 +106,7 @@ class ModelConfig:
     n_predict: int = 2
     positions: str = "block"
     max_offset: int = 0
+    offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     dropout: float = 0.0
 
     def validate(self, at):
@@ -106,6 +121,8 @@ class ModelConfig:
             raise ConfigError(f"{at}.positions: must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}")
         if self.max_offset < 0:
             raise ConfigError(f"{at}.max_offset: must be >= 0, got {self.max_offset}")
+        if self.offset_per not in OFFSET_MODES:
+            raise ConfigError(f"{at}.offset_per: must be batch or sample, got {self.offset_per!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
 

@@ -4,6 +4,7 @@ The generator writes a Hugging Face dataset (hexadd/dataset.py): splits `train` 
 problems. Held-out pairs are unordered: if a+b is held out, so is b+a.
 """
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +51,11 @@ def sample_pairs(lo: int, hi: int, count: int, exhaustive: bool, seed: int, base
     if count > total:
         raise DataError(f"problems.count: {count:,} distinct problems asked for, but the range {lo}..{hi} "
                         f"has only {total:,}; lower the count or use problems.exhaustive=true")
-    if not by_length:
+    if not by_length and total <= sys.maxsize:
         return [(lo + i // m, lo + i % m) for i in rng.sample(range(total), count)]
-    # Ranges of the numbers with 1, 2, ... digits, clipped to [lo, hi].
+    # Ranges of the numbers with 1, 2, ... digits, clipped to [lo, hi] (uniform, for ranges past sys.maxsize: one span).
     spans = [(max(lo, base ** (k - 1) if k > 1 else 0), min(hi, base ** k - 1)) for k in range(1, len(to_base(hi, base)) + 1)]
-    spans = [s for s in spans if s[0] <= s[1]]
+    spans = [s for s in spans if s[0] <= s[1]] if by_length else [(lo, hi)]
     seen, pairs = set(), []
     for _ in range(20 * count):  # short lengths run out of distinct pairs; the rest is topped up below
         if len(pairs) == count:

@@ -1,17 +1,21 @@
-"""Problems built as token tensors directly from operand tensors: no strings, no tokenizer call.
+"""Problems built as token tensors directly from operands: no strings, no tokenizer call.
 
-`+A+B+C+` for a whole batch at memory speed: digits by `(n // base**i) % base`, reversed or not,
-written into a right-padded (N, T) tensor by per-row write positions. Every digit must be its own
-token (the default tokenizer); a tokenizer that merges digits is refused here, and callers fall back
-to `tok(...)` on strings. Equality with the tokenizer is checked in the tests.
+`+A+B+C+` for a whole batch at memory speed. Operands come as int64 tensors (digits by
+`(n // base**i) % base`) or, for any length, as digit arrays (least significant digit first) with
+their lengths; the sum's digits are added column by column with a carry, so nothing overflows. The
+digits are written, reversed or not, into a right-padded (N, T) tensor by per-row write positions.
+Every digit must be its own token (the default tokenizer); a tokenizer that merges digits is refused
+here, and callers fall back to `tok(...)` on strings. Equality with the tokenizer is checked in the tests.
 """
 from dataclasses import dataclass
 
 import torch
 
 from .errors import ModelError
-from .numbers import DIGITS, num_digits
+from .numbers import DIGITS, num_digits, to_base
 from .tokenization import separator_id
+
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -21,8 +25,56 @@ class Encoded:
     labels: torch.Tensor          # (N, T) the answer tokens `C+`, -100 elsewhere
 
 
+def int64_digits(n: torch.Tensor, base: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, width) digit values of int64 operands, least significant first, and (N,) digit counts (0 has one)."""
+    powers = base ** torch.arange(width, dtype=torch.long, device=n.device)
+    d = (n[:, None] // powers) % base                                       # (N, width)
+    length = 1 + (n[:, None] >= powers[1:]).sum(dim=1) if width > 1 else torch.ones_like(n)
+    return d, length
+
+
+def int_digits(values: list[int], base: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same for Python integers of any size (slower: one string per number)."""
+    strings = [to_base(v, base)[::-1] for v in values]
+    width = width or max(map(len, strings), default=1)
+    d = torch.tensor([[DIGITS.index(ch) for ch in s] + [0] * (width - len(s)) for s in strings], dtype=torch.long)
+    return d.view(len(values), width), torch.tensor([len(s) for s in strings], dtype=torch.long)
+
+
+def operand_digits(values, base: int, width: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits and lengths of an int64 tensor or of a list of Python integers."""
+    if isinstance(values, torch.Tensor):
+        return int64_digits(values.to(device), base, width)
+    d, length = int_digits(values, base, width)
+    return d.to(device), length.to(device)
+
+
+def digits_to_int(d: list[int], base: int) -> int:
+    """Digit values, least significant first -> the Python integer."""
+    n = 0
+    for x in reversed(d):
+        n = n * base + x
+    return n
+
+
+def add_digits(da: torch.Tensor, db: torch.Tensor, base: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Column-by-column sum of two (N, W) digit arrays: (N, W+1) digits, (N,) length, (N, W+1) carry out of each column."""
+    W = max(da.shape[1], db.shape[1]) + 1
+    da = torch.nn.functional.pad(da, (0, W - da.shape[1]))
+    db = torch.nn.functional.pad(db, (0, W - db.shape[1]))
+    dc, carries = torch.empty_like(da), torch.empty_like(da)
+    carry = torch.zeros_like(da[:, 0])
+    for i in range(W):
+        s = da[:, i] + db[:, i] + carry
+        dc[:, i], carry = s % base, s // base
+        carries[:, i] = carry
+    cols = torch.arange(1, W + 1, device=da.device)
+    length = ((dc != 0) * cols).max(dim=1).values.clamp(min=1)
+    return dc, length, carries
+
+
 class ProblemEncoder:
-    """Turns operand tensors a, b (int64, within [lo, hi]) into `+A+B+C+` token tensors."""
+    """Turns operands (int64 tensors within [lo, hi], or digit arrays of any length) into `+A+B+C+` token tensors."""
 
     def __init__(self, tok, base: int, reverse: bool, max_operand: int):
         vocab = tok.get_vocab()
@@ -36,7 +88,6 @@ class ProblemEncoder:
         self.answer_width = num_digits(2 * max_operand, base)    # digits of the longest sum
         # `+` A `+` B `+` C `+`
         self.seq_len = 4 + 2 * self.width + self.answer_width
-        self._powers = base ** torch.arange(self.answer_width, dtype=torch.long)
 
     @staticmethod
     def merges_digits(tok) -> bool:
@@ -44,23 +95,27 @@ class ProblemEncoder:
         return any(len(t) > 1 and all(c in DIGITS for c in t) for t in tok.get_vocab())
 
     def digits(self, n: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, width) digit values, least significant first, and (N,) digit counts (0 has one digit)."""
-        powers = self._powers[:width].to(n.device)
-        d = (n[:, None] // powers) % self.base                                  # (N, width)
-        length = 1 + (n[:, None] >= powers[1:]).sum(dim=1) if width > 1 else torch.ones_like(n)
-        return d, length
+        return int64_digits(n, self.base, width)
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> Encoded:
-        device, N = a.device, len(a)
-        T = self.seq_len
+        """int64 operands; the tensors are as wide as the longest problem of the range."""
+        enc = self.encode_digits(*self.digits(a, self.width), *self.digits(b, self.width))
+        return Encoded(*(pad_to(t, self.seq_len, v) for t, v in
+                         ((enc.input_ids, self.pad), (enc.attention_mask, 0), (enc.labels, -100))))
+
+    def encode_digits(self, da: torch.Tensor, la: torch.Tensor, db: torch.Tensor, lb: torch.Tensor) -> Encoded:
+        """Operands as (N, W) digit arrays, least significant first, with their (N,) lengths; the tensors are
+        as wide as this batch's longest problem."""
+        device, N = da.device, len(da)
+        dc, lc, _ = add_digits(da, db, self.base)
+        T = 4 + int((la + lb + lc).max())
         ids = torch.full((N, T + 1), self.pad, dtype=torch.long, device=device)  # last column: scratch
         digit_ids = self.digit_ids.to(device)
         start = torch.zeros(N, dtype=torch.long, device=device)
         answer_start = None
-        for k, (n, width) in enumerate(((a, self.width), (b, self.width), (a + b, self.answer_width))):
+        for k, (d, length) in enumerate(((da, la), (db, lb), (dc, lc))):
             ids.scatter_(1, start[:, None], self.sep)
-            d, length = self.digits(n, width)
-            i = torch.arange(width, device=device)
+            i = torch.arange(d.shape[1], device=device)
             # Reversed: digit i (least significant first) at slot i; otherwise at slot length-1-i.
             slot = i[None, :] if self.reverse else (length[:, None] - 1 - i[None, :])
             col = torch.where(i[None, :] < length[:, None], start[:, None] + 1 + slot, T)
@@ -84,14 +139,20 @@ def answer_labels(ids: torch.Tensor, mask: torch.Tensor, sep_id: int) -> torch.T
     return torch.where(answer, ids, torch.full_like(ids, -100))
 
 
-def encode_pairs(tok, encoder: ProblemEncoder | None, a: torch.Tensor, b: torch.Tensor, base: int, reverse: bool) -> Encoded:
-    """Token tensors for operand pairs: the tensor encoder when every digit is a token, else the tokenizer."""
+def encode_pairs(tok, encoder: ProblemEncoder | None, a, b, base: int, reverse: bool) -> Encoded:
+    """Token tensors for operand pairs (int64 tensors, or lists of Python integers of any size): the tensor
+    encoder when every digit is a token, else the tokenizer."""
     if encoder is not None:
-        return encoder(a, b)
+        if isinstance(a, torch.Tensor):
+            return encoder(a, b)
+        width = num_digits(max(max(a), max(b)), base)
+        return encoder.encode_digits(*operand_digits(a, base, width), *operand_digits(b, base, width))
     from .numbers import format_problem
-    lines = [format_problem(x, y, base, reverse) for x, y in zip(a.tolist(), b.tolist())]
+    device = a.device if isinstance(a, torch.Tensor) else None
+    a, b = (x.tolist() if isinstance(x, torch.Tensor) else x for x in (a, b))
+    lines = [format_problem(x, y, base, reverse) for x, y in zip(a, b)]
     enc = tok(lines, padding=True, return_tensors="pt")
-    ids, mask = enc["input_ids"].to(a.device), enc["attention_mask"].to(a.device)
+    ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     return Encoded(ids, mask, answer_labels(ids, mask, separator_id(tok)))
 
 

@@ -25,6 +25,7 @@ class HexAddConfig(GPT2Config):
     n_predict: int = 2                  # prediction heads; head 1 is the usual next-token head
     position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal
     max_offset: int = 0                 # training-time random offset added to block positions
+    offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
     digit_token_ids: list[int] | None = None
     sinusoidal_theta: float = 10000.0
     # What the model was trained on, so inference can speak decimal and flag out-of-range input.
@@ -96,8 +97,10 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 raise ValueError("pass position_ids when decoding with a cache: block positions depend on earlier tokens")
             position_ids = self.position_ids(input_ids, attention_mask)
             if self.training and self.config.max_offset > 0 and self.config.position_scheme in BLOCK_SCHEMES:
-                # One random shift per batch (Abacus): later positions get trained, so longer numbers have embeddings.
-                offset = torch.randint(0, self.config.max_offset + 1, (), device=input_ids.device)
+                # A random shift of every digit position (Abacus): later positions get trained, so longer
+                # numbers have embeddings. Shared by a row's numbers, so equal significance stays aligned.
+                shape = (input_ids.shape[0], 1) if self.config.offset_per == "sample" else ()
+                offset = torch.randint(0, self.config.max_offset + 1, shape, device=input_ids.device)
                 position_ids = position_ids + offset * (position_ids > 0)
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.

@@ -167,6 +167,32 @@ def ablation_figure(summaries: list[dict], out: Path) -> Path:
     return _save(fig, out)
 
 
+def length_grid(accuracy: dict, max_digits: int, trained: tuple[int, int], base: int, title: str, out: Path,
+                marks: list[int] = ()) -> Path:
+    """Exact match on a max_digits x max_digits grid of operand lengths, the trained lengths outlined and
+    the diagonal cells `marks` (e.g. 2x, 3x, 4x the trained length) labelled with their accuracy."""
+    from matplotlib.patches import Rectangle
+
+    grid = [[accuracy.get((a, b), float("nan")) for b in range(1, max_digits + 1)] for a in range(1, max_digits + 1)]
+    fig, ax = plt.subplots(figsize=(7.5, 6.4))
+    im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, extent=(0.5, max_digits + 0.5, max_digits + 0.5, 0.5))
+    lo, hi = trained
+    ax.add_patch(Rectangle((lo - 0.5, lo - 0.5), hi - lo + 1, hi - lo + 1, fill=False, edgecolor="black", lw=2,
+                           label=f"trained: {lo}..{hi} digits"))
+    for n in marks:
+        if (n, n) in accuracy:
+            ax.annotate(f"{accuracy[(n, n)]:.0%}", (n, n), ha="center", va="center", fontsize=8, fontweight="bold")
+    ticks = sorted({1, *range(4, max_digits + 1, 4), max_digits})
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel(f"digits of b (base {base})")
+    ax.set_ylabel(f"digits of a (base {base})")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="exact match")
+    return _save(fig, out)
+
+
 def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:
     """Run a+b (prompt plus the model's own greedy answer) with eager attention and plot every layer."""
     import torch

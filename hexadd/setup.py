@@ -10,9 +10,10 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 from .config import TrainConfig
 from .dataset import DataMeta, load_meta, resolve
 from .devices import autocast, pick_device, resolve_precision
-from .encoding import ProblemEncoder
-from .errors import ConfigError
+from .encoding import INT64_MAX, ProblemEncoder
+from .errors import ConfigError, DataError
 from .model import BLOCK_SCHEMES, HexAddConfig, HexAddForCausalLM
+from .numbers import num_digits
 from .positions import block_position_ids
 from .splits import Batches, Split, length_pair_weights, load_splits
 from .tokenization import check_tokenizer, digit_token_ids, load_tokenizer
@@ -29,6 +30,7 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU (gelu_new) as one kernel instead of six ops
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
         n_predict=m.n_predict, position_scheme=m.positions, max_offset=m.max_offset,
+        offset_per=m.offset_per,
         digit_token_ids=digit_token_ids(tok),
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
         dataset=meta.repo_id or cfg.data.repo_id,  # the Hub dataset it was trained on, for the model card
@@ -123,6 +125,10 @@ def prepare(cfg: TrainConfig, log=print, accelerator=None) -> Setup:
     torch.manual_seed(t.seed)
     data_dir = resolve(cfg.data)
     meta = load_meta(data_dir)
+    if 2 * meta.max_operand > INT64_MAX:  # training keeps operands as int64 tensors; evaluation takes any length
+        raise DataError(f"{data_dir}: operands up to {num_digits(meta.max_operand, meta.base)} digits; training needs "
+                        f"sums within 64-bit integers (base {meta.base}: at most {num_digits(INT64_MAX // 2 + 1, meta.base) - 1} "
+                        "digits). Longer numbers are for evaluation: lengthgen.py, inference.py --allow-out-of-range")
     tok = load_tokenizer(cfg.tokenizer.dir)
     check_tokenizer(tok, meta.base)
     train_split, held_split = load_splits(tok, data_dir)

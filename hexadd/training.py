@@ -83,10 +83,9 @@ def run_lock(run_dir: Path):
     from filelock import FileLock, Timeout
     lock = FileLock(run_dir / LOCK_FILE, blocking=False)
     try:
-        lock.acquire()
+        return lock.acquire()  # a context that releases it once (`with lock` on the lock itself would count twice)
     except Timeout:
         raise ConfigError(f"{run_dir} is in use by another trainer; wait for it, or set output.run_dir") from None
-    return lock
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, log=print) -> dict:

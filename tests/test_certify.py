@@ -9,7 +9,7 @@ import torch
 from conftest import assert_one_line_error, run_script
 from hexadd.certify import carry_chain, certify, head1_correct, operand_chunks, upper_bound_95
 from hexadd.decoding import decode
-from hexadd.encoding import ProblemEncoder
+from hexadd.encoding import ProblemEncoder, operand_digits
 from hexadd.loading import load_model
 from hexadd.numbers import format_problem
 from hexadd.tokenization import train_tokenizer
@@ -78,7 +78,11 @@ def test_upper_bound():
 def test_carry_chain():
     a = torch.tensor([0xFFF, 0x0F0F, 0x123, 0x8, 0xFF0])
     b = torch.tensor([0x1, 0x0101, 0x111, 0x8, 0x010])
-    assert carry_chain(a, b, 16, 4).tolist() == [3, 1, 0, 1, 2]
+    (da, _), (db, _) = operand_digits(a, 16, 4), operand_digits(b, 16, 4)
+    assert carry_chain(da, db, 16).tolist() == [3, 1, 0, 1, 2]
+    # Digit arrays of any length: 16^40 - 1 + 1 carries through all 40 digits.
+    (da, _), (db, _) = operand_digits([16**40 - 1, 0xF0F], 16, 40), operand_digits([1, 0x101], 16, 40)
+    assert carry_chain(da, db, 16).tolist() == [40, 1]
 
 
 def test_chunks_do_not_depend_on_the_number_of_processes():

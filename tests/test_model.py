@@ -80,6 +80,24 @@ def test_offset_only_while_training():
     assert len(outs) > 1
 
 
+def test_offset_per_batch_or_per_sample():
+    """One shift for every row, or one per row; `+` keeps position 0 and a row's numbers stay aligned."""
+    x = ids("+13+8+12+").repeat(64, 1)
+    for per, rows_differ in (("batch", False), ("sample", True)):
+        model = tiny(max_offset=5, offset_per=per).train()
+        seen = {}
+        model.transformer.register_forward_pre_hook(lambda _, args, kw: seen.update(pos=kw["position_ids"]),
+                                                    with_kwargs=True)
+        torch.manual_seed(0)
+        model(x)
+        pos, plain = seen["pos"], block_position_ids(x, torch.arange(3, 19), torch.ones_like(x))
+        shift = pos - plain                                                # (64, T)
+        assert (pos[plain == 0] == 0).all()
+        assert (shift == shift[:, 1:2] * (plain > 0)).all()                # one shift per row, on every digit
+        assert shift.min() >= 0 and shift.max() <= 5
+        assert (len(set(shift[:, 1].tolist())) > 1) == rows_differ
+
+
 def test_loss_only_on_answer_tokens_for_every_head():
     model = tiny(n_predict=2)
     x = ids("+13+8+12+")
