@@ -141,6 +141,8 @@ def load(data_dir: str | Path):
             raise DataError(f"{data_dir / name} not found: run data_generator.py again")
         files[split] = str(data_dir / name)
     datasets.disable_progress_bars()
+    # The library logs a damaged file before raising; the one line below says it for the user.
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         dd = load_dataset("parquet", data_files=files, features=features(meta["big_integers"]))
     except Exception as e:  # pyarrow and datasets raise many types for a damaged file

@@ -114,7 +114,7 @@ def test_configs_build_the_model_sizes_they_claim():
     """The merged configs through the trainer's own model construction, without training: the default is
     the 0.6M-parameter model the README trains, and the preset the 6.4M its file name says."""
     from hexadd.config import DataConfig
-    from hexadd.data import DataMeta
+    from hexadd.dataset import DataMeta
     from hexadd.encoding import ProblemEncoder
     from hexadd.numbers import format_problem
     from hexadd.setup import build_model_config, longest
