@@ -209,7 +209,7 @@ def _results(cfg: LengthgenConfig, root: Path, cells: dict, training: dict, seco
                "config": to_dict(cfg), "grid": to_json(cells)}
     write_json(root / RESULTS, results)
     marks = [f * hi for f in FACTORS]
-    title = (f"exact match by operand length, trained on {lo}..{hi} digits (outlined); "
+    title = (f"exact match by operand length, trained on {lo}..{hi} digits (outlined)\n"
              + ", ".join(f"{m['factor']}x: {m['accuracy']:.0%}" for m in summary["multiples"]))
     length_grid({k: c.accuracy for k, c in cells.items()}, g.max_digits, (lo, hi), cfg.numbers.base, title,
                 root / FIGURE, marks)
