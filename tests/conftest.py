@@ -33,6 +33,31 @@ def run_script(script: str, *args: str, cwd: Path, input: str | None = None, env
                           env=full_env, input=input, timeout=600)
 
 
+def run_main(script: str, *args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a script's entry point inside this process, as run_script does in a new one: the same argument
+    parsing, error handling and exit codes, without the ~8 s of starting Python and importing torch and
+    transformers again. For the checks that end before training; each script keeps a real launch elsewhere."""
+    import contextlib
+    import io
+    import runpy
+    entry = runpy.run_path(str(ROOT / script), run_name="hexadd_script")["entry"]
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()  # cli.run reconfigures stdout
+    argv, stdin, here = sys.argv, sys.stdin, os.getcwd()
+    code = 0
+    try:
+        sys.argv, sys.stdin = [script, *args], io.StringIO(input or "")
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            entry()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    finally:
+        sys.argv, sys.stdin = argv, stdin
+        os.chdir(here)
+    out.flush()
+    return subprocess.CompletedProcess([script, *args], code, out.buffer.getvalue().decode(), err.getvalue())
+
+
 def sets(*overrides: str) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
 

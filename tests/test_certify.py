@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_main, run_script
 from hexadd.certify import carry_chain, certify, head1_correct, operand_chunks, upper_bound_95
 from hexadd.decoding import decode
 from hexadd.encoding import ProblemEncoder, operand_digits
@@ -180,12 +180,12 @@ def test_certify_command_line(tiny_run, tmp_path):
     assert f"({cert['wrong']:,} wrong)" in proc.stdout
     for line in wrong[:20]:  # `a+b=answer (expected c)`: the answer really is what the model says
         a_b, rest = line.split("=", 1)
-        shown = run_script("inference.py", "--model", str(tiny_run / "model"), a_b, cwd=tmp_path).stdout.strip()
+        shown = run_main("inference.py", "--model", str(tiny_run / "model"), a_b, cwd=tmp_path).stdout.strip()
         assert shown == f"{a_b}={rest.split(' ')[0]}"
         break
-    proc = run_script("inference.py", "--model", str(tiny_run / "model"), "--certify", "all", "--eval-dir", str(out),
+    proc = run_main("inference.py", "--model", str(tiny_run / "model"), "--certify", "all", "--eval-dir", str(out),
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "certificate.json").read_text())["n"] == 10_000
-    assert_one_line_error(run_script("inference.py", "--model", str(tiny_run / "model"), "--certify", "lots",
+    assert_one_line_error(run_main("inference.py", "--model", str(tiny_run / "model"), "--certify", "lots",
                                      cwd=tmp_path), "--certify")

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_main, run_script
 from hexadd import dataset
 from hexadd.certify import head1_correct
 from hexadd.decoding import decode
@@ -13,12 +13,14 @@ from hexadd.encoding import ProblemEncoder
 from hexadd.loading import load_model
 
 
-def infer(tiny_run, *args, input=None):
-    return run_script("inference.py", "--model", str(tiny_run / "model"), *args, cwd=tiny_run, input=input)
+def infer(tiny_run, *args, input=None, launch=False):
+    """inference.py on the tiny model; in this process unless `launch` (one test starts it as a user would)."""
+    return (run_script if launch else run_main)("inference.py", "--model", str(tiny_run / "model"), *args,
+                                                 cwd=tiny_run, input=input)
 
 
 def test_answers_in_decimal_one_line_each(tiny_run):
-    proc = infer(tiny_run, "12+34", "7 + 5", "99+99", "0+0")
+    proc = infer(tiny_run, "12+34", "7 + 5", "99+99", "0+0", launch=True)
     assert proc.returncode == 0, proc.stderr
     model, tok = load_model(str(tiny_run / "model"))
     expected = [f"{a.a}+{a.b}={a.value if a.value is not None else '?'}"
@@ -52,11 +54,11 @@ def test_file_and_stdin_answer_good_lines_and_report_bad_ones(tiny_run):
 
 
 def test_missing_incomplete_and_uncached_models(tiny_run, tmp_path):
-    proc = run_script("inference.py", "--model", str(tmp_path / "none"), "1+1", cwd=tmp_path)
+    proc = run_main("inference.py", "--model", str(tmp_path / "none"), "1+1", cwd=tmp_path)
     assert_one_line_error(proc, "not found")
     shutil.copytree(tiny_run / "model", tmp_path / "partial")
     (tmp_path / "partial" / "model.safetensors").unlink()
-    proc = run_script("inference.py", "--model", str(tmp_path / "partial"), "1+1", cwd=tmp_path)
+    proc = run_main("inference.py", "--model", str(tmp_path / "partial"), "1+1", cwd=tmp_path)
     assert_one_line_error(proc, "incomplete", "model.safetensors")
     proc = run_script("inference.py", "--model", "someone/not-cached-adder", "1+1", cwd=tmp_path)
     assert_one_line_error(proc, "someone/not-cached-adder is not in the local Hugging Face cache")
@@ -126,7 +128,7 @@ def test_beyond_the_position_table_is_refused_even_out_of_range(tiny_run, tmp_pa
         f"note: {a.a}+{a.b}: " + (a.note if a.value is None else "outside the trained operands 0..99; the answer is "
                                   + ("right" if a.value == a.a + a.b else "wrong")) for a in answers]
     # visualize_attention.py checks the range first, then the same position limit (check_fits) as above.
-    proc = run_script("visualize_attention.py", "99999+1", "--model", str(tiny_run / "model"), cwd=tmp_path)
+    proc = run_main("visualize_attention.py", "99999+1", "--model", str(tiny_run / "model"), cwd=tmp_path)
     assert_one_line_error(proc, "trained on operands 0..99", "--allow-out-of-range")
     assert not (tmp_path / "attention_visualizations").exists()
 

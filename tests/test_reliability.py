@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script, sets
+from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
 
 CFG = ["--config", str(ROOT / "train_config.yaml")]
 # Short, fully deterministic runs: no early stop, checkpoints and evaluations every 20 steps.
@@ -20,8 +20,8 @@ SHORT = ["model.n_embd=32", "model.n_layer=1", "model.n_head=2", "model.n_positi
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("rel")
-    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=d).returncode == 0
-    assert run_script("tokenizer.py", *CFG, cwd=d).returncode == 0
+    assert run_main("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=d).returncode == 0
+    assert run_main("tokenizer.py", *CFG, cwd=d).returncode == 0
     return d
 
 
@@ -93,13 +93,13 @@ def test_second_trainer_on_the_same_run_dir_is_refused(data_dir):
 
 def test_resume_refuses_a_changed_config_and_a_missing_checkpoint(data_dir):
     assert trainer(data_dir, "changed", *sets("training.max_steps=40")).wait() == 0
-    proc = run_script("trainer.py", *CFG, *sets(*SHORT, "output.model_dir=changed/model", "output.run_dir=changed/run",
+    proc = run_main("trainer.py", *CFG, *sets(*SHORT, "output.model_dir=changed/model", "output.run_dir=changed/run",
                                                "model.n_embd=64"), "--resume", cwd=data_dir)
     assert_one_line_error(proc, "model.n_embd is 64", "trained with 32")
-    proc = run_script("trainer.py", *CFG, *sets(*SHORT, "output.model_dir=changed/model", "output.run_dir=changed/run"),
+    proc = run_main("trainer.py", *CFG, *sets(*SHORT, "output.model_dir=changed/model", "output.run_dir=changed/run"),
                       "--resume", cwd=data_dir)
     assert_one_line_error(proc, "training.max_steps is 120", "trained with 40")
-    proc = run_script("trainer.py", *CFG, *sets(*SHORT, "output.run_dir=nothing/run"), "--resume", cwd=data_dir)
+    proc = run_main("trainer.py", *CFG, *sets(*SHORT, "output.run_dir=nothing/run"), "--resume", cwd=data_dir)
     assert_one_line_error(proc, "no checkpoint in nothing/run")
     assert not (data_dir / "nothing").exists()
 
@@ -119,7 +119,7 @@ def test_outputs_have_normal_file_modes(tiny_run):
 
 def test_empty_config_file_is_refused(tmp_path):
     (tmp_path / "empty.yaml").write_text("")
-    proc = run_script("trainer.py", "--config", str(tmp_path / "empty.yaml"), cwd=tmp_path)
+    proc = run_main("trainer.py", "--config", str(tmp_path / "empty.yaml"), cwd=tmp_path)
     assert_one_line_error(proc, "empty")
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script, sets
+from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
 from hexadd.config import TrainConfig, load
 from hexadd.loading import load_model
 from hexadd.splits import Batches, evaluate, length_pair_weights, load_splits
@@ -23,31 +23,31 @@ def test_tiny_model_learns_held_out_addition(tiny_run):
 
 def test_start_up_checks(tmp_path):
     cfg = ["--config", str(ROOT / "train_config.yaml")]
-    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    proc = run_main("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "data/README.md not found: run data_generator.py first")
-    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
-    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    assert run_main("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
+    proc = run_main("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "tokenizer.json not found")
-    assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
-    proc = run_script("trainer.py", *cfg, *sets("model.n_positions=3"), cwd=tmp_path)
+    assert run_main("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
+    proc = run_main("trainer.py", *cfg, *sets("model.n_positions=3"), cwd=tmp_path)
     assert_one_line_error(proc, "model.n_positions: 3 cannot hold the longest number", "need at least 4")
-    proc = run_script("trainer.py", *cfg, *sets("model.positions=learned", "model.n_positions=8"), cwd=tmp_path)
+    proc = run_main("trainer.py", *cfg, *sets("model.positions=learned", "model.n_positions=8"), cwd=tmp_path)
     assert_one_line_error(proc, "model.n_positions: 8 cannot hold the longest sequence")
     test = tmp_path / "data/test.parquet"
     test.write_bytes(test.read_bytes()[:-100])  # a truncated download or copy
-    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    proc = run_main("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "a Parquet file could not be read", "run data_generator.py again")
 
 
 def test_tokenizer_without_digit_tokens_is_rejected(tmp_path):
     cfg = ["--config", str(ROOT / "train_config.yaml")]
-    assert run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
-    assert run_script("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
+    assert run_main("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
+    assert run_main("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
     tj = json.loads((tmp_path / "tokenizer/tokenizer.json").read_text())
     del tj["model"]["vocab"]["7"]
     tj["model"]["vocab"] = {k: i for i, k in enumerate(tj["model"]["vocab"])}
     (tmp_path / "tokenizer/tokenizer.json").write_text(json.dumps(tj))
-    proc = run_script("trainer.py", *cfg, cwd=tmp_path)
+    proc = run_main("trainer.py", *cfg, cwd=tmp_path)
     assert_one_line_error(proc, "missing digit tokens 7")
 
 
