@@ -7,7 +7,8 @@ tokenizer, then trains a few hundred steps; the runs alternate so machine noise 
 
 Peak RSS is the training process's maximum resident set (getrusage of the child): data loading,
 training steps, evaluations and the closing decode evaluation included; certification is off (the same
-code in both).
+code in both). The resident set is also polled every 20 ms, with the last log line before its peak,
+to show which phase of the run the peak belongs to.
 """
 import argparse
 import json
@@ -45,15 +46,37 @@ def train(tree: Path, work: Path, steps: int, tag: str) -> dict:
            "--set", f"output.model_dir={work / f'model-{tag}'}", "--set", f"output.run_dir={run_dir}",
            "--set", f"training.max_steps={steps}", "--set", "training.certify=0", "--set", "training.early_stop=false"]
     launched = time.time()
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = work / f"trainer-{tag}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, text=True)
+    watched = watch_rss(proc.pid, log)
     _, status, usage = os.wait4(proc.pid, 0)
     if status:
-        sys.exit(f"{tag}: trainer failed: {proc.stderr.read()[-1500:]}")
+        sys.exit(f"{tag}: trainer failed: {log.read_text()[-1500:]}")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     first = rows[0]
-    return {"peak_rss_mb": usage.ru_maxrss / 1024, "samples_per_s": rows[-1]["samples_per_s"],
+    return {"peak_rss_mb": usage.ru_maxrss / 1024, **watched, "samples_per_s": rows[-1]["samples_per_s"],
             # launch to the end of the first evaluation, less the optimizer steps: start-up and data loading
             "start_up_s": first["time"] - launched - first["train_time_s"]}
+
+
+def watch_rss(pid: int, log: Path) -> dict:
+    """Poll the trainer's resident set every 20 ms until it exits: the largest seen, and the last log
+    line printed before it (which phase of the run the peak belongs to)."""
+    peak, phase = 0, ""
+    while True:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            break
+        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        if rss == 0 and "State:\tZ" in status:  # exited, not yet waited for
+            break
+        if rss > peak:
+            lines = log.read_text().strip().splitlines()
+            peak, phase = rss, lines[-1][:120] if lines else "(start-up, nothing printed yet)"
+        time.sleep(0.02)
+    return {"polled_peak_rss_mb": peak / 1024, "peak_after_line": phase}
 
 
 def main():

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_main, run_script
 from hub_server import HubServer
 
 TOKEN = "hf_test_token_do_not_print"
@@ -69,7 +69,8 @@ def test_push_then_load_by_repo_id_online_offline_and_without_the_package(tiny_r
     assert all(TOKEN.encode() not in data for data in files.values())
     assert not any(TOKEN in p.read_text(errors="ignore") for p in model_dir.rglob("*") if p.is_file())
 
-    local = run_script("inference.py", "--model", str(model_dir), "12+34", "99+1", "7+8", cwd=tmp_path)
+    local = run_main("inference.py", "--model", str(model_dir), "12+34", "99+1", "7+8", cwd=tmp_path)
+    assert local.returncode == 0 and len(local.stdout.splitlines()) == 3, local.stderr
     online = run_script("inference.py", "--model", REPO, "12+34", "99+1", "7+8", cwd=tmp_path, env=env)
     assert online.returncode == 0, online.stderr
     assert online.stdout == local.stdout

@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, run_script
+from conftest import ROOT, run_main
 from hexadd.config import load, to_dict
 from hexadd.errors import ConfigError
 from hexadd.lengthgen import LengthgenConfig, run, untrained_positions
@@ -82,7 +82,7 @@ def test_tiny_run_end_to_end_and_continued(tmp_path):
             kinds[classify(answer.text, encode_number(a + b, 16) + "+", max(i, j))] += 1
         assert kinds == [c["correct"], c["wrong_digit"], c["stopped_early"], c["wrong_end"]], (i, j)
     # inference.py answers beyond the trained range, as decoding does here.
-    proc = run_script("inference.py", "--model", str(root / "model"), "--allow-out-of-range", "268435455+1", cwd=tmp_path)
+    proc = run_main("inference.py", "--model", str(root / "model"), "--allow-out-of-range", "268435455+1", cwd=tmp_path)
     value = decode(model, tok, [(268435455, 1)], "verified")[0].value
     assert proc.returncode == 0 and proc.stdout == f"268435455+1={'?' if value is None else value}\n", proc.stderr
     assert ("outside the trained operands 0..255" if value is not None else "did not finish") in proc.stderr
