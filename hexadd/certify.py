@@ -40,12 +40,11 @@ def upper_bound_95(wrong: int, n: int) -> float:
     if wrong == 0:
         return -math.expm1(math.log(0.05) / n)
 
-    def cdf(p):  # P(X <= wrong), X ~ Binomial(n, p), summed in log space
-        lp, lq = math.log(p), math.log1p(-p)
-        terms = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq
-                 for k in range(wrong + 1)]
-        top = max(terms)
-        return math.exp(top) * sum(math.exp(t - top) for t in terms)
+    k = torch.arange(wrong + 1, dtype=torch.float64)
+    log_choose = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+
+    def cdf(p):  # P(X <= wrong), X ~ Binomial(n, p), summed in log space (pooled tables reach 10^4 errors)
+        return torch.logsumexp(log_choose + k * math.log(p) + (n - k) * math.log1p(-p), 0).exp().item()
 
     lo, hi = wrong / n, 1.0
     for _ in range(100):
