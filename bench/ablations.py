@@ -3,7 +3,7 @@
 configs) against the default, for several seeds, each run capped by a time budget; then every saved
 model's certificate, tokens per problem, training samples/s and decoding passes per answer.
 
-    python3 bench/ablations.py                  # the whole table (make ablations), about 2 h on 2 CPU cores
+    python3 bench/ablations.py                  # the whole table (make ablations), about 1 h 40 min on 2 CPU cores
     python3 bench/ablations.py --quick          # a smoke run of a few minutes, into runs/ablations-quick/
     python3 bench/ablations.py --rows baseline heads-1 --seeds 0
     python3 bench/ablations.py --report-only    # rebuild docs/ablations.md and .png from the results JSON
