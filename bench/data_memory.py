@@ -101,7 +101,8 @@ def main():
                     print(name, runs[name][-1], flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT)
-    summary = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+    summary = {name: {k: statistics.median(r[k] for r in rs) for k, v in rs[0].items() if not isinstance(v, str)}
+               for name, rs in runs.items()}
     ratio = summary["this tree"]["samples_per_s"] / summary["baseline"]["samples_per_s"]
     print(f"peak RSS {summary['baseline']['peak_rss_mb']:.0f} MB -> {summary['this tree']['peak_rss_mb']:.0f} MB; "
           f"training speed ratio {ratio:.3f}; start-up {summary['baseline']['start_up_s']:.1f}s -> "
