@@ -32,7 +32,7 @@ def measure(config_path, steps: int, warmup: int = 5) -> dict:
         for i in range(len(batches)):
             if i == warmup:
                 t0 = time.perf_counter()
-            train_step(run, *batch_tensors(run, replay, i, t.replay, t.seed), t.grad_clip)
+            train_step(run, *batch_tensors(run, replay, i, t.replay, t.seed), t.grad_clip, t.head_weight)
         return time.perf_counter() - t0
 
     # The reference: pre-sliced batches, forward with loss, backward, AdamW; nothing else.

@@ -17,7 +17,10 @@ LATEST = "latest.json"
 MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "max_offset",
                         "offset_per"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
-                           "weight_decay", "balance_lengths", "seed", "replay", "fresh_eval", "stop_clean_evals", "stop_gate")}
+                           "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "fresh_eval",
+                           "stop_clean_evals", "stop_gate")}
+# What a checkpoint written before a key existed was trained with.
+BEFORE_KEY = {("training", "head_weight"): 1.0}
 
 
 def latest(run_dir: Path) -> Path | None:
@@ -43,7 +46,7 @@ def check_resumable(run_dir: Path, config: dict, what: str = "--resume",
         raise DataError(f"{what}: {ckpt} was written by an older version; {restart}")
     for section, keys in MUST_MATCH.items():
         for key in keys:
-            then, now = saved.get(section, {}).get(key), config[section][key]
+            then, now = saved.get(section, {}).get(key, BEFORE_KEY.get((section, key))), config[section][key]
             if then != now:
                 raise ConfigError(f"{what}: {section}.{key} is {now!r} but the checkpoint in {run_dir} was "
                                   f"trained with {then!r}; set it back, or {restart}")

@@ -137,6 +137,7 @@ class TrainingConfig:
     epochs: float | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    head_weight: float = 1.0
     balance_lengths: bool = True
     eval_interval: int = 100
     fresh_eval: int = 10_000
@@ -170,7 +171,7 @@ class TrainingConfig:
         from .tracking import TRACKERS
         if self.log_with not in TRACKERS:
             raise ConfigError(f"{at}.log_with: must be one of {', '.join(TRACKERS)}, got {self.log_with!r}")
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "certify"):
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "certify"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
         if (self.max_steps is None) == (self.epochs is None):

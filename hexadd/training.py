@@ -54,11 +54,21 @@ def batch_tensors(run: Setup, replay: Replay, step: int, replay_fraction: float,
     return ids[rows].to(run.device), mask[rows].to(run.device), labels[rows].to(run.device)
 
 
-def train_step(run: Setup, ids, mask, labels, grad_clip: float, scaler=None):
+def weighted_loss(head_losses: torch.Tensor, head_weight: float) -> torch.Tensor:
+    """Head 1's loss and each later head's at `head_weight`, as a weighted mean (1.0: the plain mean).
+
+    Only head 1 decides an answer; the later heads draft. At equal weight their loss pulls the shared
+    trunk as hard as head 1's does, which slows head 1 on a short budget (README: training.head_weight)."""
+    w = torch.full_like(head_losses, head_weight)
+    w[0] = 1.0
+    return (w * head_losses).sum() / w.sum()
+
+
+def train_step(run: Setup, ids, mask, labels, grad_clip: float, head_weight: float, scaler=None):
     """One optimizer step on one batch."""
     with run.autocast():
         out = run.ddp_model(ids, attention_mask=mask, labels=labels)
-    loss = out.loss
+    loss = weighted_loss(out.head_losses, head_weight)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(run.optimizer)
@@ -161,7 +171,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
             if stop["signal"] is not None:
                 raise KeyboardInterrupt
             t0 = time.perf_counter()
-            out = train_step(run, *batch_tensors(run, replay, step, t.replay, t.seed), t.grad_clip, scaler)
+            out = train_step(run, *batch_tensors(run, replay, step, t.replay, t.seed), t.grad_clip, t.head_weight, scaler)
             step += 1
             state["train_time_s"] += time.perf_counter() - t0
             bar.update(1)

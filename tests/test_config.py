@@ -38,6 +38,7 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("model.n_embd=30", "not divisible by n_head"),
     ("training.max_steps=null", "set exactly one of max_steps and epochs"),
     ("training.learning_rate=-1", "training.learning_rate: must be > 0"),
+    ("training.head_weight=-0.5", "training.head_weight: must be >= 0"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):

@@ -99,6 +99,9 @@ def test_resume_refuses_a_changed_config_and_a_missing_checkpoint(data_dir):
     proc = run_main("trainer.py", *CFG, *sets(*SHORT, "output.model_dir=changed/model", "output.run_dir=changed/run"),
                       "--resume", cwd=data_dir)
     assert_one_line_error(proc, "training.max_steps is 120", "trained with 40")
+    proc = run_main("trainer.py", *CFG, *sets(*SHORT, "output.model_dir=changed/model", "output.run_dir=changed/run",
+                                               "training.max_steps=40", "training.head_weight=0.25"), "--resume", cwd=data_dir)
+    assert_one_line_error(proc, "training.head_weight is 0.25", "trained with 1.0")
     proc = run_main("trainer.py", *CFG, *sets(*SHORT, "output.run_dir=nothing/run"), "--resume", cwd=data_dir)
     assert_one_line_error(proc, "no checkpoint in nothing/run")
     assert not (data_dir / "nothing").exists()

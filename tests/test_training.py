@@ -153,3 +153,29 @@ def test_a_tracker_that_is_not_installed_is_refused_in_one_line(tiny_run, tmp_pa
     err = capsys.readouterr().err
     assert exit.value.code == 2 and err.count("\n") == 1
     assert err.startswith("error: training.log_with: wandb is not installed; run `pip install wandb`")
+
+
+def test_later_heads_weigh_head_weight_against_head_one():
+    from hexadd.training import weighted_loss
+    losses = torch.tensor([2.0, 4.0, 6.0])
+    assert weighted_loss(losses[:2], 1.0).item() == pytest.approx(3.0)            # the plain mean
+    assert weighted_loss(losses[:2], 0.25).item() == pytest.approx((2 + 1) / 1.25)
+    assert weighted_loss(losses, 0.5).item() == pytest.approx((2 + 2 + 3) / 2)
+    assert weighted_loss(losses[:1], 0.25).item() == pytest.approx(2.0)            # one head: its own loss
+
+
+def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp_path):
+    """Checkpoints written before training.head_weight existed were trained with the plain mean (1.0)."""
+    from hexadd.checkpoints import check_resumable
+    from hexadd.config import to_dict
+    from hexadd.errors import ConfigError
+    config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", []))
+    saved = json.loads(json.dumps(config))
+    del saved["training"]["head_weight"]
+    (tmp_path / "checkpoint-10").mkdir()
+    (tmp_path / "checkpoint-10/trainer_state.json").write_text(json.dumps({"config": saved}))
+    (tmp_path / "latest.json").write_text(json.dumps({"checkpoint": "checkpoint-10"}))
+    assert check_resumable(tmp_path, config) == tmp_path / "checkpoint-10"
+    config["training"]["head_weight"] = 0.25
+    with pytest.raises(ConfigError, match="training.head_weight is 0.25 .* trained with 1.0"):
+        check_resumable(tmp_path, config)
