@@ -3,7 +3,8 @@
 import time
 
 from hexadd import cli
-from hexadd.config import DataConfig, load
+from hexadd.config import DataConfig
+from hexadd.config_files import load
 from hexadd.data import generate
 
 

@@ -8,7 +8,7 @@ exact match on every pair of operand lengths up to four times longer. Run it aga
 import signal
 
 from hexadd import cli
-from hexadd.config import load
+from hexadd.config_files import load
 from hexadd.lengthgen import LengthgenConfig
 
 

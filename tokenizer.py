@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from hexadd import cli
-from hexadd.config import TrainConfig, load
+from hexadd.config import TrainConfig
+from hexadd.config_files import load
 from hexadd import dataset
 from hexadd.errors import DataError
 from hexadd.tokenization import digit_token_ids, train_tokenizer

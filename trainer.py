@@ -3,7 +3,8 @@
 import signal
 
 from hexadd import cli
-from hexadd.config import TrainConfig, load
+from hexadd.config import TrainConfig
+from hexadd.config_files import load
 from hexadd.errors import ModelError
 
 
@@ -34,7 +35,7 @@ def main():
         raise ModelError(f"{cfg.tokenizer.dir}/tokenizer.json not found: run tokenizer.py first")
     if args.resume:
         from hexadd.checkpoints import check_resumable
-        from hexadd.config import to_dict
+        from hexadd.config_files import to_dict
         check_resumable(Path(cfg.output.run_dir), to_dict(cfg))
 
     from transformers.utils import logging

@@ -7,7 +7,8 @@
 from pathlib import Path
 
 from hexadd import cli
-from hexadd.config import TrainConfig, load
+from hexadd.config import TrainConfig
+from hexadd.config_files import load
 from hexadd.errors import ConfigError, HexaddError
 from hexadd.numbers import parse_decimal_problem
 

@@ -31,7 +31,7 @@ from common import ROOT, machine
 from hexadd import cli
 from hexadd.ablation_report import BUDGET, FAILED, SCHEDULE, STOPPED, markdown, summarize
 from hexadd.ablations import BASELINE, Base, fingerprint, load_rows, without
-from hexadd.config import to_dict
+from hexadd.config_files import to_dict
 from hexadd.errors import ConfigError
 from hexadd.io import atomic_open, write_json
 

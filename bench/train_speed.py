@@ -14,7 +14,8 @@ from common import ROOT, machine, matmul_peak, need_data, save
 
 def measure(config_path, steps: int, warmup: int = 5) -> dict:
     import torch
-    from hexadd.config import TrainConfig, load
+    from hexadd.config import TrainConfig
+    from hexadd.config_files import load
     from hexadd.replay import Replay
     from hexadd.setup import prepare
     from hexadd.training import batch_tensors, train_step

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import dataset
-from .config import DataConfig, to_dict
+from .config import DataConfig
+from .config_files import to_dict
 from .errors import DataError
 from .numbers import parse_problem, to_base
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import (DataConfig, DataOutputConfig, ModelConfig, NumbersConfig, ProblemsConfig, TokenizerConfig,
-                     TrainConfig, TrainDataConfig, TrainingConfig, TrainOutputConfig, to_dict)
+                     TrainConfig, TrainDataConfig, TrainingConfig, TrainOutputConfig)
+from .config_files import to_dict
 from .errors import ConfigError
 from .io import write_json
 from .numbers import num_digits

@@ -18,7 +18,8 @@ import yaml
 from tqdm import tqdm
 
 from .checkpoints import check_resumable, load_checkpoint, save_checkpoint, save_model
-from .config import TrainConfig, to_dict
+from .config import TrainConfig
+from .config_files import to_dict
 from .dataset import resolve
 from .encoding import encode_pairs, pad_to
 from .errors import ConfigError

@@ -1,7 +1,8 @@
 import pytest
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
-from hexadd.config import DataConfig, TrainConfig, load, to_dict
+from hexadd.config import DataConfig, TrainConfig
+from hexadd.config_files import load, to_dict
 from hexadd.errors import ConfigError
 
 

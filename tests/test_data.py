@@ -1,7 +1,8 @@
 from collections import Counter
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
-from hexadd.config import DataConfig, load
+from hexadd.config import DataConfig
+from hexadd.config_files import load
 from hexadd import dataset
 from hexadd.data import edge_cases, generate, overlap, unordered
 

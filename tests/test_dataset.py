@@ -6,7 +6,8 @@ import pytest
 
 from conftest import ROOT
 from hexadd import dataset
-from hexadd.config import DataConfig, load
+from hexadd.config import DataConfig
+from hexadd.config_files import load
 from hexadd.data import generate
 from hexadd.errors import DataError
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY_DATA, TINY_MODEL, assert_one_line_error, run_main, run_script, sets
+from conftest import ROOT, TINY_DATA, TINY_MODEL, assert_one_line_error, run_main, sets
 
 
 def test_two_processes_train_as_one_group_and_write_one_set_of_outputs(tmp_path):

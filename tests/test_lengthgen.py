@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_main
-from hexadd.config import load, to_dict
+from hexadd.config_files import load, to_dict
 from hexadd.errors import ConfigError
 from hexadd.lengthgen import LengthgenConfig, run, untrained_positions
 from hexadd.numbers import encode_number

@@ -9,7 +9,8 @@ import torch
 
 from oracle import oracle
 from hexadd.certify import certify, operand_chunks
-from hexadd.config import DataConfig, TrainConfig, load
+from hexadd.config import DataConfig, TrainConfig
+from hexadd.config_files import load
 from hexadd import dataset
 from hexadd.data import generate
 from hexadd.decoding import decode

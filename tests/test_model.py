@@ -1,7 +1,8 @@
 import torch
 
 from conftest import ROOT
-from hexadd.config import TrainConfig, load
+from hexadd.config import TrainConfig
+from hexadd.config_files import load
 from hexadd.model import HexAddConfig, HexAddForCausalLM
 from hexadd.positions import block_position_ids
 from transformers import AutoModelForCausalLM

@@ -7,7 +7,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hexadd.config import DataConfig, TrainConfig, load
+from hexadd.config import DataConfig, TrainConfig
+from hexadd.config_files import load
 from hexadd.data import read_problems
 from hexadd.errors import ConfigError, DataError
 from hexadd.numbers import (decode_number, encode_number, format_problem, num_digits, parse_decimal_problem,

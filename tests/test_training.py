@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
-from hexadd.config import TrainConfig, load
+from hexadd.config import TrainConfig
+from hexadd.config_files import load
 from hexadd.loading import load_model
 from hexadd.splits import Batches, evaluate, length_pair_weights, load_splits
 
@@ -167,7 +168,7 @@ def test_later_heads_weigh_head_weight_against_head_one():
 def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp_path):
     """Checkpoints written before training.head_weight existed were trained with the plain mean (1.0)."""
     from hexadd.checkpoints import check_resumable
-    from hexadd.config import to_dict
+    from hexadd.config_files import to_dict
     from hexadd.errors import ConfigError
     config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", []))
     saved = json.loads(json.dumps(config))
