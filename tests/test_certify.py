@@ -52,7 +52,7 @@ def test_certify_encodes_merged_digits_as_the_tokenizer_does(monkeypatch):
                                            digit_token_ids=digit_token_ids(tok)))
     fed = []
     real = hexadd.certify.head1_correct
-    monkeypatch.setattr(hexadd.certify, "head1_correct", lambda m, enc: fed.append(enc) or real(m, enc))
+    monkeypatch.setattr(hexadd.certify, "head1_correct", lambda m, enc, rows=None: fed.append(enc) or real(m, enc, rows))
     cert = certify(model, tok, 300, seed=2, batch_size=100, progress=False)
     assert cert.n == 300 and len(fed) == 3
     a, b = next(operand_chunks(0, 99, 300, 2, 100))
