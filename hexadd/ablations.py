@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataConfig, TrainConfig
-
 from .config_files import apply_override, from_dict, read_yaml, to_dict
 from .errors import ConfigError
 from .numbers import num_digits

@@ -9,7 +9,7 @@ import contextlib
 
 import torch
 
-from .certify import CPU_ROWS, head1_correct
+from .certify import head1_correct
 from .encoding import encode_pairs
 
 FRESH_STREAM = 2**40  # seeds of the trainer's fresh samples, far from certification's
@@ -47,12 +47,11 @@ def fresh_check(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024
     was_training = model.training
     model.eval()
     wrong = []
-    rows = CPU_ROWS if device.type == "cpu" else None
     try:
         for i in range(0, len(pairs), batch_size):
             chunk = pairs[i:i + batch_size].to(device)
             with autocast or contextlib.nullcontext():
-                ok = head1_correct(model, encode_pairs(tok, encoder, chunk[:, 0], chunk[:, 1], c.base, c.reverse), rows)
+                ok = head1_correct(model, encode_pairs(tok, encoder, chunk[:, 0], chunk[:, 1], c.base, c.reverse))
             wrong.append(chunk[~ok].cpu())
     finally:
         model.train(was_training)
