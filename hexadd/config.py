@@ -7,6 +7,7 @@ from .errors import ConfigError
 
 POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal")
 OFFSET_MODES = ("batch", "sample")
+OFFSET_SCOPES = ("digits", "row")
 
 
 # ---------------------------------------------------------------- data_config.yaml
@@ -98,6 +99,7 @@ class ModelConfig:
     positions: str = "block"
     max_offset: int = 0
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
+    offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
     dropout: float = 0.0
 
     def validate(self, at):
@@ -114,6 +116,8 @@ class ModelConfig:
             raise ConfigError(f"{at}.max_offset: must be >= 0, got {self.max_offset}")
         if self.offset_per not in OFFSET_MODES:
             raise ConfigError(f"{at}.offset_per: must be batch or sample, got {self.offset_per!r}")
+        if self.offset_scope not in OFFSET_SCOPES:
+            raise ConfigError(f"{at}.offset_scope: must be digits or row, got {self.offset_scope!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
 

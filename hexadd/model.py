@@ -26,6 +26,7 @@ class HexAddConfig(GPT2Config):
     position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
+    offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling)
     digit_token_ids: list[int] | None = None
     sinusoidal_theta: float = 10000.0
     # What the model was trained on, so inference can speak decimal and flag out-of-range input.
@@ -99,9 +100,12 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             if self.training and self.config.max_offset > 0 and self.config.position_scheme in BLOCK_SCHEMES:
                 # A random shift of every digit position (Abacus): later positions get trained, so longer
                 # numbers have embeddings. Shared by a row's numbers, so equal significance stays aligned.
+                # Shifting the `+` too keeps "the next digit is at my position + 1" true for the token
+                # that predicts an answer's first digit, as for every later one.
                 shape = (input_ids.shape[0], 1) if self.config.offset_per == "sample" else ()
                 offset = torch.randint(0, self.config.max_offset + 1, shape, device=input_ids.device)
-                position_ids = position_ids + offset * (position_ids > 0)
+                shifted = attention_mask.bool() if self.config.offset_scope == "row" else position_ids > 0
+                position_ids = position_ids + offset * shifted
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
         out = self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids,

@@ -99,6 +99,21 @@ def test_offset_per_batch_or_per_sample():
         assert (len(set(shift[:, 1].tolist())) > 1) == rows_differ
 
 
+def test_offset_scope_row_shifts_the_plus_signs_too():
+    x = ids("+13+8+12+").repeat(64, 1)
+    model = tiny(max_offset=5, offset_per="sample", offset_scope="row").train()
+    seen = {}
+    model.transformer.register_forward_pre_hook(lambda _, args, kw: seen.update(pos=kw["position_ids"]),
+                                                with_kwargs=True)
+    torch.manual_seed(0)
+    model(x)
+    shift = seen["pos"] - block_position_ids(x, torch.arange(3, 19), torch.ones_like(x))
+    assert (shift == shift[:, :1]).all()                                   # `+` and digits alike
+    assert len(set(shift[:, 0].tolist())) > 1 and shift.max() <= 5
+    model.eval()(x)
+    assert torch.equal(seen["pos"], block_position_ids(x, torch.arange(3, 19), torch.ones_like(x)))  # none at inference
+
+
 def test_loss_only_on_answer_tokens_for_every_head():
     model = tiny(n_predict=2)
     x = ids("+13+8+12+")
