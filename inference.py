@@ -139,11 +139,12 @@ def main():
         write_outputs(result, out, path)
         print(f"wrote {out / 'accuracy_by_length.png'} and {out / 'eval_results.json'}")
     if args.certify is not None:
-        from hexadd import certify
-        cert = certify.certify(model, tok, samples, seed=args.seed, batch_size=max(args.batch_size, 4096),
-                               wrong_path=out / certify.WRONG_FILE)
-        print(certify.report(cert))
-        print(f"wrote {certify.save(cert, out)} and {out / certify.WRONG_FILE}")
+        from hexadd.certificate import WRONG_FILE, report, save
+        from hexadd.certify import certify
+        cert = certify(model, tok, samples, seed=args.seed, batch_size=max(args.batch_size, 4096),
+                       wrong_path=out / WRONG_FILE)
+        print(report(cert))
+        print(f"wrote {save(cert, out)} and {out / WRONG_FILE}")
     if bad_lines:
         sys.exit(1)
 

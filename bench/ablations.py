@@ -267,7 +267,8 @@ def watch(proc, log: Path, t0: float, budget: float) -> tuple[float | None, bool
 
 def measure(model_dir: Path, n: int, sample: int, device: str) -> dict:
     """The saved model's certificate, tokens per problem and forward passes per answer on a fixed sample."""
-    from hexadd.certify import certify_distributed, operand_chunks, summary
+    from hexadd.certificate import summary
+    from hexadd.certify import certify_distributed, operand_chunks
     from hexadd.decoding import decode, default_mode
     from hexadd.devices import pick_device
     from hexadd.loading import load_model

@@ -17,7 +17,7 @@ def current_runs(results: dict, name: str) -> list[dict]:
 
 
 def summarize(results: dict) -> list[dict]:
-    from .certify import upper_bound_95  # imports torch: not needed to refuse a bad row file
+    from .certificate import upper_bound_95  # imports torch: not needed to refuse a bad row file
     out = []
     for name, row in results["rows"].items():
         runs = current_runs(results, name)

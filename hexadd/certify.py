@@ -12,91 +12,21 @@ arrays: slower, and as exact. The headline is the error rate with its one-sided 
     python3 inference.py --certify all             # every problem in range
 """
 import contextlib
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from .certificate import WRONG_FILE, Certificate, merge, save
 from .encoding import INT64_MAX, Encoded, ProblemEncoder, carry_chain, encode_pairs, operand_digits
-from .io import atomic_open, write_json
+from .io import atomic_open
 
 DEFAULT_SAMPLES = 1_000_000
-CERTIFICATE_FILE, WRONG_FILE = "certificate.json", "certificate_wrong.txt"
 DECODED_WRONG = 10_000  # wrong problems whose actual greedy answer goes into the wrong file
 # Rows a forward pass on a CPU: 256 keep the activations in cache, 1.5x the problems/s of 4,096 on 2 cores.
 CPU_ROWS = 256
-
-
-def upper_bound_95(wrong: int, n: int) -> float:
-    """One-sided 95% (Clopper-Pearson) upper bound on the error rate after `wrong` errors in `n` trials.
-
-    For 0 wrong it is 1 - 0.05**(1/n) ~ 3/n (the rule of three); otherwise the p at which seeing
-    at most `wrong` errors has probability 5%, found by bisection on the binomial CDF.
-    """
-    if n <= 0 or wrong >= n:
-        return 1.0
-    if wrong == 0:
-        return -math.expm1(math.log(0.05) / n)
-
-    k = torch.arange(wrong + 1, dtype=torch.float64)
-    log_choose = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
-
-    def cdf(p):  # P(X <= wrong), X ~ Binomial(n, p), summed in log space (pooled tables reach 10^4 errors)
-        return torch.logsumexp(log_choose + k * math.log(p) + (n - k) * math.log1p(-p), 0).exp().item()
-
-    lo, hi = wrong / n, 1.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) > 0.05 else (lo, mid)
-    return hi
-
-
-@dataclass
-class Certificate:
-    min_operand: int
-    max_operand: int
-    base: int
-    exhaustive: bool
-    seed: int | None
-    n: int = 0
-    wrong: int = 0
-    seconds: float = 0.0
-    device: str = "cpu"
-    method: str = "teacher-forced head-1 argmax at every answer token (= greedy decoding)"
-    by_length: dict = field(default_factory=dict)       # (digits a, digits b) -> [wrong, total]
-    by_carry_chain: dict = field(default_factory=dict)  # longest carry chain -> [wrong, total]
-    examples: list = field(default_factory=list)        # a few wrong problems, "a+b=answer (expected c)"
-
-    @property
-    def error_rate(self) -> float:
-        return self.wrong / max(self.n, 1)
-
-    @property
-    def upper_95(self) -> float:
-        return upper_bound_95(self.wrong, self.n)
-
-    @property
-    def problems_per_s(self) -> float:
-        return self.n / max(self.seconds, 1e-9)
-
-    def headline(self) -> str:
-        how = "every problem" if self.exhaustive else f"a uniform sample (seed {self.seed})"
-        return (f"{self.n - self.wrong:,}/{self.n:,} right ({self.wrong:,} wrong) on {how} of "
-                f"{self.min_operand}..{self.max_operand} + {self.min_operand}..{self.max_operand}: error rate "
-                f"{self.error_rate:.3g}, 95% upper bound {self.upper_95:.3g}")
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["by_length"] = [{"digits_a": a, "digits_b": b, "wrong": w, "total": t}
-                          for (a, b), (w, t) in sorted(self.by_length.items())]
-        d["by_carry_chain"] = [{"longest_carry_chain": c, "wrong": w, "total": t}
-                               for c, (w, t) in sorted(self.by_carry_chain.items())]
-        d.update(error_rate=self.error_rate, upper_95=self.upper_95, problems_per_s=self.problems_per_s)
-        return d
 
 
 def operand_chunks(lo: int, hi: int, n: int | None, seed: int, chunk: int, rank: int = 0, world: int = 1):
@@ -135,15 +65,21 @@ def head1_guess(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
 
 def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
     """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced), `rows` at a
-    time (default: CPU_ROWS on a CPU, all at once elsewhere)."""
+    time (default: CPU_ROWS on a CPU, all at once elsewhere). Passes take the rows shortest first, each pass
+    only as wide as its longest row: padding after a row's end cannot change it (causal attention)."""
+    n = len(enc.input_ids)
     if rows is None:
-        rows = CPU_ROWS if next(model.parameters()).device.type == "cpu" else len(enc.input_ids)
-    oks = []
-    for i in range(0, len(enc.input_ids), rows):
-        guess, labels = head1_guess(model, Encoded(enc.input_ids[i:i + rows], enc.attention_mask[i:i + rows],
-                                                   enc.labels[i:i + rows]))
-        oks.append(((guess == labels) | (labels == -100)).all(dim=1))
-    return torch.cat(oks)
+        rows = CPU_ROWS if next(model.parameters()).device.type == "cpu" else n
+    lengths = enc.attention_mask.sum(dim=1)
+    order = torch.argsort(lengths, stable=True) if rows < n else torch.arange(n, device=lengths.device)
+    ok = torch.empty(n, dtype=torch.bool, device=lengths.device)
+    for i in range(0, n, rows):
+        idx = order[i:i + rows]
+        width = int(lengths[idx].max())
+        guess, labels = head1_guess(model, Encoded(enc.input_ids[idx, :width], enc.attention_mask[idx, :width],
+                                                   enc.labels[idx, :width]))
+        ok[idx] = ((guess == labels) | (labels == -100)).all(dim=1)
+    return ok
 
 
 def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,
@@ -154,12 +90,24 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     Wrong problems go to `wrong_path` as `a+b=answer (expected c)`, the answer by greedy decoding for
     the first DECODED_WRONG of them. A distributed run merges its shards with `merge`.
     """
-    from .decoding import decode
-
     c = model.config
     lo, hi = c.min_operand, c.max_operand
     if n is not None and (hi - lo + 1) ** 2 <= n:
         n = None
+    total = (hi - lo + 1) ** 2 if n is None else n
+    chunks = -(-total // batch_size)
+    share = sum(min(batch_size, total - k * batch_size) for k in range(rank, chunks, world))
+    bar = tqdm(total=share, desc="certify", unit="problem", unit_scale=True, disable=not progress or None, leave=False)
+    with bar:
+        return _check(model, tok, n, seed, batch_size, wrong_path, rank, world, bar.update)
+
+
+def _check(model, tok, n, seed, batch_size, wrong_path, rank, world, advance) -> Certificate:
+    """certify's work on this process's chunks; `advance(problems)` after each."""
+    from .decoding import decode
+
+    c = model.config
+    lo, hi = c.min_operand, c.max_operand
     encoder = ProblemEncoder(tok, c.base, c.reverse, hi)  # also sorts operands by digit count
     # A tokenizer that merges digits writes some digit pairs as one token: only the tokenizer can encode for it.
     tensor_encoder = None if ProblemEncoder.merges_digits(tok) else encoder
@@ -168,8 +116,6 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     cert.device = str(device)
     was_training = model.training
     model.eval()
-    total = (hi - lo + 1) ** 2 if n is None else n
-    bar = tqdm(total=total, desc="certify", unit="problem", unit_scale=True, disable=not progress or None, leave=False)
     width = encoder.width
     cells = (width + 1) ** 2
     length_wrong = torch.zeros(cells, dtype=torch.long, device=device)   # (digits a) * (width + 1) + digits b
@@ -203,9 +149,8 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
                     if f is not None:
                         f.writelines(line + "\n" for line in lines)
                 cert.wrong += len(bad)
-                bar.update(len(a))
+                advance(len(a))
         finally:
-            bar.close()
             model.train(was_training)
     cert.seconds = time.perf_counter() - t0
     w = width + 1
@@ -215,6 +160,18 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     carry_wrong, carry_total = carry_wrong.tolist(), carry_total.tolist()
     cert.by_carry_chain = {k: [carry_wrong[k], carry_total[k]] for k in range(len(carry_total)) if carry_total[k]}
     return cert
+
+
+def _part_path(path, rank: int) -> Path:
+    path = Path(path)
+    return path.parent / f".{path.name}.part{rank}"
+
+
+def _join_parts(path, parts) -> None:
+    """The part files, in order, as one file written atomically."""
+    with atomic_open(path) as f:
+        for part in parts:
+            f.write(Path(part).read_text())
 
 
 def _describe(model, tok, pairs, decode, decode_answers: bool) -> list[str]:
@@ -236,68 +193,16 @@ def certify_distributed(model, tok, n: int | None, seed: int, out_dir: str | Pat
         save(cert, out_dir)
         return cert
     from accelerate.utils import gather_object
-    part = out_dir / f".{WRONG_FILE}.part{rank}"
-    cert = certify(model, tok, n, seed, batch_size, part, rank=rank, world=world, progress=rank == 0)
-    parts = gather_object([cert])
+    parts = [_part_path(out_dir / WRONG_FILE, r) for r in range(world)]
+    cert = certify(model, tok, n, seed, batch_size, parts[rank], rank=rank, world=world, progress=rank == 0)
+    certs = gather_object([cert])
     if accelerator.is_main_process:
-        cert = merge(parts)
-        with atomic_open(out_dir / WRONG_FILE) as f:
-            for r in range(world):
-                p = out_dir / f".{WRONG_FILE}.part{r}"
-                f.write(p.read_text())
-                p.unlink()
+        cert = merge(certs)
+        _join_parts(out_dir / WRONG_FILE, parts)
+        for part in parts:
+            part.unlink()
         save(cert, out_dir)
     accelerator.wait_for_everyone()
     return cert
 
 
-def merge(parts: list[Certificate]) -> Certificate:
-    """One certificate from the shards of a distributed run."""
-    out = parts[0]
-    for p in parts[1:]:
-        out.n += p.n
-        out.wrong += p.wrong
-        out.seconds = max(out.seconds, p.seconds)
-        out.examples = (out.examples + p.examples)[:10]
-        for table, other in ((out.by_length, p.by_length), (out.by_carry_chain, p.by_carry_chain)):
-            for k, (w, t) in other.items():
-                cell = table.setdefault(k, [0, 0])
-                cell[0] += w
-                cell[1] += t
-    return out
-
-
-def report(cert: Certificate) -> str:
-    lines = [f"certificate: {cert.headline()}",
-             f"  {cert.problems_per_s:,.0f} problems/s on {cert.device} ({cert.seconds:.1f} s)"]
-    if cert.wrong:
-        worst = sorted(cert.by_length.items(), key=lambda kv: -kv[1][0])[:4]
-        lines.append("  wrong by digit lengths: " + ", ".join(f"{a}+{b}: {w:,}/{t:,}" for (a, b), (w, t) in worst if w))
-        lines.append("  wrong by longest carry chain: " + ", ".join(
-            f"{k}: {w:,}/{t:,}" for k, (w, t) in sorted(cert.by_carry_chain.items()) if w))
-        lines.append("  e.g. " + "; ".join(cert.examples[:5]))
-    return "\n".join(lines)
-
-
-def save(cert: Certificate, out_dir: str | Path) -> Path:
-    """certificate.json in `out_dir`, and the certificate inside eval_results.json when that exists."""
-    import json
-    out_dir = Path(out_dir)
-    write_json(out_dir / CERTIFICATE_FILE, cert.to_json())
-    ev = out_dir / "eval_results.json"
-    if ev.is_file():
-        try:
-            data = json.loads(ev.read_text())
-        except json.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            data["certificate"] = summary(cert)
-            write_json(ev, data)
-    return out_dir / CERTIFICATE_FILE
-
-
-def summary(cert: Certificate) -> dict:
-    """The certificate's headline numbers, as stored beside evaluations and in the model card."""
-    return {"n": cert.n, "wrong": cert.wrong, "error_rate": cert.error_rate, "upper_95": cert.upper_95,
-            "exhaustive": cert.exhaustive, "seed": cert.seed, "min_operand": cert.min_operand,
-            "max_operand": cert.max_operand, "device": cert.device, "seconds": round(cert.seconds, 1)}

@@ -126,7 +126,7 @@ def ablation_figure(summaries: list[dict], out: Path) -> Path:
 
     A model with no error is drawn at its 95% upper bound as `<`; a run that hit the time budget as `x`
     at the budget, one whose schedule ended as a square, one its stopping rule stopped as a dot."""
-    from .certify import upper_bound_95
+    from .certificate import upper_bound_95
 
     fig, (err, dur) = plt.subplots(1, 2, figsize=(11, 0.45 * len(summaries) + 1.8), sharey=True)
     marks = {"stopping rule": ("o", "stopped by its rule"), "schedule end": ("s", "schedule ended"),

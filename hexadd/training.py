@@ -228,7 +228,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
 
 def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log):
     """Training curves, the saved model measured by real decoding on the held-out file, and its certificate."""
-    from . import certify
+    from . import certificate, certify
     from .decoding import default_mode
     from .evaluation import evaluate_file, report, write_outputs
     from .loading import load_model
@@ -255,6 +255,6 @@ def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log
         return None
     cert = certify.certify_distributed(model, tok, n, seed=0, out_dir=model_dir, accelerator=acc)
     if acc.is_main_process:
-        log(certify.report(cert))
-    return certify.summary(cert)
+        log(certificate.report(cert))
+    return certificate.summary(cert)
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_main, run_script
-from hexadd.certify import certify, head1_correct, operand_chunks, upper_bound_95
+from hexadd.certificate import upper_bound_95
+from hexadd.certify import certify, head1_correct, operand_chunks
 from hexadd.decoding import decode
 from hexadd.encoding import ProblemEncoder, carry_chain, operand_digits
 from hexadd.loading import load_model
@@ -166,6 +167,12 @@ def test_teacher_forced_check_is_greedy_decoding(tiny_run):
     assert ok.tolist() == [d.value == d.a + d.b for d in decoded]
     assert 0 < int((~ok).sum()) < 300  # the tiny model gets a few wrong: both kinds of row are compared
     assert head1_correct(model, encoder(a, b), rows=7).tolist() == ok.tolist()  # passes of 7 rows, last one short
+    # Passes of 256 rows, shortest first, each as wide as its longest row: the same verdicts, in the rows' order.
+    short = torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:1000]
+    a[short], b[short] = a[short] % 10, b[short] % 10
+    enc = encoder(a, b)
+    assert enc.attention_mask.sum(1).min() < enc.input_ids.shape[1]  # some rows end early: passes get narrower
+    assert head1_correct(model, enc, rows=256).tolist() == head1_correct(model, enc, rows=3000).tolist()
 
 
 def test_certify_command_line(tiny_run, tmp_path):
