@@ -166,17 +166,22 @@ def test_later_heads_weigh_head_weight_against_head_one():
 
 
 def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp_path):
-    """Checkpoints written before training.head_weight existed were trained with the plain mean (1.0)."""
+    """Checkpoints written before training.head_weight and model.offset_scope existed were trained with the
+    plain mean (1.0) and with `+` at 0 (digits)."""
     from hexadd.checkpoints import check_resumable
     from hexadd.config_files import to_dict
     from hexadd.errors import ConfigError
     config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", []))
     saved = json.loads(json.dumps(config))
-    del saved["training"]["head_weight"]
+    del saved["training"]["head_weight"], saved["model"]["offset_scope"]
     (tmp_path / "checkpoint-10").mkdir()
     (tmp_path / "checkpoint-10/trainer_state.json").write_text(json.dumps({"config": saved}))
     (tmp_path / "latest.json").write_text(json.dumps({"checkpoint": "checkpoint-10"}))
     assert check_resumable(tmp_path, config) == tmp_path / "checkpoint-10"
     config["training"]["head_weight"] = 0.25
     with pytest.raises(ConfigError, match="training.head_weight is 0.25 .* trained with 1.0"):
+        check_resumable(tmp_path, config)
+    config["training"]["head_weight"] = 1.0
+    config["model"]["offset_scope"] = "row"
+    with pytest.raises(ConfigError, match="model.offset_scope is 'row' .* trained with 'digits'"):
         check_resumable(tmp_path, config)
