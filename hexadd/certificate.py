@@ -70,14 +70,6 @@ class Certificate:
                 f"{self.min_operand}..{self.max_operand} + {self.min_operand}..{self.max_operand}: error rate "
                 f"{self.error_rate:.3g}, 95% upper bound {self.upper_95:.3g}")
 
-    @classmethod
-    def from_json(cls, d: dict) -> "Certificate":
-        """The certificate `to_json` wrote."""
-        cert = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k not in ("by_length", "by_carry_chain")})
-        cert.by_length = {(x["digits_a"], x["digits_b"]): [x["wrong"], x["total"]] for x in d["by_length"]}
-        cert.by_carry_chain = {x["longest_carry_chain"]: [x["wrong"], x["total"]] for x in d["by_carry_chain"]}
-        return cert
-
     def to_json(self) -> dict:
         d = asdict(self)
         d["by_length"] = [{"digits_a": a, "digits_b": b, "wrong": w, "total": t}

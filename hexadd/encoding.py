@@ -161,7 +161,7 @@ def encode_pairs(tok, encoder: ProblemEncoder | None, a, b, base: int, reverse: 
     device = a.device if isinstance(a, torch.Tensor) else None
     a, b = (x.tolist() if isinstance(x, torch.Tensor) else x for x in (a, b))
     lines = [format_problem(x, y, base, reverse) for x, y in zip(a, b)]
-    enc = tok(lines, padding=True, return_tensors="pt")
+    enc = tok(lines, padding=True, padding_side="right", return_tensors="pt")  # checks cut rows after their end
     ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     return Encoded(ids, mask, answer_labels(ids, mask, separator_id(tok)))
 
