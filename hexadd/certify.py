@@ -91,6 +91,8 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     Wrong problems go to `wrong_path` as `a+b=answer (expected c)`, the answer by greedy decoding for
     the first DECODED_WRONG of them. A distributed run merges its shards with `certificate.merge`.
     """
+    from .decoding import decode
+
     c = model.config
     lo, hi = c.min_operand, c.max_operand
     if n is not None and (hi - lo + 1) ** 2 <= n:
@@ -100,17 +102,6 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     share = len(range(rank, chunks, world)) * batch_size  # this process's problems: chunks k = rank mod world
     if (chunks - 1) % world == rank:
         share -= chunks * batch_size - total             # ... the last of them short
-    bar = tqdm(total=share, desc="certify", unit="problem", unit_scale=True, disable=not progress or None, leave=False)
-    with bar:
-        return _check(model, tok, n, seed, batch_size, wrong_path, rank, world, bar.update)
-
-
-def _check(model, tok, n, seed, batch_size, wrong_path, rank, world, advance) -> Certificate:
-    """certify's work on this process's chunks; `advance(problems)` after each."""
-    from .decoding import decode
-
-    c = model.config
-    lo, hi = c.min_operand, c.max_operand
     encoder = ProblemEncoder(tok, c.base, c.reverse, hi)  # also sorts operands by digit count
     # A tokenizer that merges digits writes some digit pairs as one token: only the tokenizer can encode for it.
     tensor_encoder = None if ProblemEncoder.merges_digits(tok) else encoder
@@ -119,6 +110,7 @@ def _check(model, tok, n, seed, batch_size, wrong_path, rank, world, advance) ->
     cert.device = str(device)
     was_training = model.training
     model.eval()
+    bar = tqdm(total=share, desc="certify", unit="problem", unit_scale=True, disable=not progress or None, leave=False)
     width = encoder.width
     cells = (width + 1) ** 2
     length_wrong = torch.zeros(cells, dtype=torch.long, device=device)   # (digits a) * (width + 1) + digits b
@@ -152,8 +144,9 @@ def _check(model, tok, n, seed, batch_size, wrong_path, rank, world, advance) ->
                     if f is not None:
                         f.writelines(line + "\n" for line in lines)
                 cert.wrong += len(bad)
-                advance(len(a))
+                bar.update(len(a))
         finally:
+            bar.close()
             model.train(was_training)
     cert.seconds = time.perf_counter() - t0
     w = width + 1
@@ -163,18 +156,6 @@ def _check(model, tok, n, seed, batch_size, wrong_path, rank, world, advance) ->
     carry_wrong, carry_total = carry_wrong.tolist(), carry_total.tolist()
     cert.by_carry_chain = {k: [carry_wrong[k], carry_total[k]] for k in range(len(carry_total)) if carry_total[k]}
     return cert
-
-
-def _part_path(path, rank: int) -> Path:
-    path = Path(path)
-    return path.parent / f".{path.name}.part{rank}"
-
-
-def _join_parts(path, parts) -> None:
-    """The part files, in order, as one file written atomically."""
-    with atomic_open(path) as f:
-        for part in parts:
-            f.write(Path(part).read_text())
 
 
 def _describe(model, tok, pairs, decode, decode_answers: bool) -> list[str]:
@@ -196,16 +177,16 @@ def certify_distributed(model, tok, n: int | None, seed: int, out_dir: str | Pat
         save(cert, out_dir)
         return cert
     from accelerate.utils import gather_object
-    parts = [_part_path(out_dir / WRONG_FILE, r) for r in range(world)]
-    cert = certify(model, tok, n, seed, batch_size, parts[rank], rank=rank, world=world, progress=rank == 0)
-    certs = gather_object([cert])
+    part = out_dir / f".{WRONG_FILE}.part{rank}"
+    cert = certify(model, tok, n, seed, batch_size, part, rank=rank, world=world, progress=rank == 0)
+    parts = gather_object([cert])
     if accelerator.is_main_process:
-        cert = merge(certs)
-        _join_parts(out_dir / WRONG_FILE, parts)
-        for part in parts:
-            part.unlink()
+        cert = merge(parts)
+        with atomic_open(out_dir / WRONG_FILE) as f:
+            for r in range(world):
+                p = out_dir / f".{WRONG_FILE}.part{r}"
+                f.write(p.read_text())
+                p.unlink()
         save(cert, out_dir)
     accelerator.wait_for_everyone()
     return cert
-
-
