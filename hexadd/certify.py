@@ -59,7 +59,7 @@ def head1_guess(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, T-1) head 1's argmax after each token (teacher forced), and the targets there (-100 outside the answer)."""
     ids, mask, labels = enc.input_ids[:, :-1], enc.attention_mask[:, :-1], enc.labels[:, 1:]
     positions = model.position_ids(ids, mask)
-    h = model.transformer(ids, attention_mask=mask, position_ids=positions, use_cache=False).last_hidden_state  # (N, T-1, C)
+    h = model.trunk(ids, mask, positions, use_cache=False).last_hidden_state  # (N, T-1, C)
     return model.lm_head(h).argmax(-1), labels
 
 

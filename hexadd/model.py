@@ -12,7 +12,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, GPT2Config, GPT2Model, GPT2PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
 
-from .positions import block_position_ids, sequential_position_ids, sinusoidal_table
+from .positions import NUMBERS, block_position_ids, distance_bias_mask, number_ids, sequential_position_ids, sinusoidal_table
 
 BLOCK_SCHEMES = ("block", "block_sinusoidal")
 FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal")
@@ -27,6 +27,8 @@ class HexAddConfig(GPT2Config):
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
     offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling)
+    distance_bias: list[float] | None = None  # per attention head: score minus slope x |block distance|
+    number_embedding: bool = False      # add an embedding of which number a token is in (operand 1, 2, answer)
     digit_token_ids: list[int] | None = None
     sinusoidal_theta: float = 10000.0
     # What the model was trained on, so inference can speak decimal and flag out-of-range input.
@@ -66,6 +68,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.heads = nn.ModuleList(PredictionHead(config.n_embd) for _ in range(config.n_predict - 1))
+        self.number_wte = nn.Embedding(NUMBERS, config.n_embd) if config.number_embedding else None
         self._digit_ids = None
         self.post_init()
         if config.position_scheme in FIXED_SCHEMES:
@@ -89,8 +92,18 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             return block_position_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
         return sequential_position_ids(attention_mask)
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
-                use_cache=None, **kwargs) -> HexAddOutput:
+    def number_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """Which number each token is in, for models with a number embedding (else None)."""
+        if self.number_wte is None:
+            return None
+        return number_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
+
+    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, key_position_ids=None,
+              number_ids=None, **kwargs):
+        """The GPT-2 trunk with this model's positions (and training offset), number embedding and attention bias.
+
+        With a cache holding earlier tokens, pass what depends on them: `position_ids` and `number_ids` of the
+        fed tokens, and with a distance bias `key_position_ids`, every attended token's position."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None:
@@ -106,10 +119,27 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 offset = torch.randint(0, self.config.max_offset + 1, shape, device=input_ids.device)
                 shifted = attention_mask.bool() if self.config.offset_scope == "row" else position_ids > 0
                 position_ids = position_ids + offset * shifted
+        if self.number_wte is not None:
+            if number_ids is None:
+                if cache is not None and cache.get_seq_length() > 0:
+                    raise ValueError("pass number_ids when decoding with a cache: they depend on earlier tokens")
+                number_ids = self.number_ids(input_ids, attention_mask)
+            kwargs["inputs_embeds"] = self.transformer.wte(input_ids) + self.number_wte(number_ids)
+        if self.config.distance_bias:
+            if key_position_ids is None:
+                if cache is not None and cache.get_seq_length() > 0:
+                    raise ValueError("pass key_position_ids (every cached token's) when decoding with a distance bias")
+                key_position_ids = position_ids
+            attention_mask = distance_bias_mask(key_position_ids, attention_mask, self.config.distance_bias,
+                                                input_ids.shape[1], self.transformer.wte.weight.dtype)
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
-        out = self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                               cache=cache, use_cache=use_cache, **kwargs)
+        return self.transformer(None if "inputs_embeds" in kwargs else input_ids, attention_mask=attention_mask,
+                                position_ids=position_ids, cache=cache, **kwargs)
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
+                key_position_ids=None, number_ids=None, **kwargs) -> HexAddOutput:
+        out = self.trunk(input_ids, attention_mask, position_ids, cache, key_position_ids, number_ids, **kwargs)
         h = out.last_hidden_state                                         # (B, T, C)
         logits = self.lm_head(h)                                          # (B, T, V)
         head_logits = torch.stack([logits] + [self.lm_head(head(h)) for head in self.heads])  # (n, B, T, V)

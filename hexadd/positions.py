@@ -6,6 +6,8 @@ import math
 
 import torch
 
+NUMBERS = 4  # first operand, second operand, answer, after the answer
+
 
 def block_position_ids(input_ids: torch.Tensor, digit_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The k-th digit token of a number gets k (1-based); `+` and padding get 0.
@@ -19,6 +21,17 @@ def block_position_ids(input_ids: torch.Tensor, digit_ids: torch.Tensor, attenti
     boundary = valid & ~digit                                  # a `+` ends the current number
     at_boundary = torch.where(boundary, count, torch.zeros_like(count)).cummax(dim=1).values
     return (count - at_boundary) * digit                      # (B, T)
+
+
+def number_ids(input_ids: torch.Tensor, digit_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Which number a token belongs to: 0 the first operand, 1 the second, 2 the answer, 3 after it.
+
+    A `+` starts the number after it: `+12+3+15+` -> 0 0 0 1 1 2 2 2 3. Padding gets 0, and masked slots
+    do not count, as for block positions.
+    """
+    valid = attention_mask.bool()
+    separator = valid & ~torch.isin(input_ids, digit_ids)
+    return ((separator.long().cumsum(dim=1) - 1).clamp(0, NUMBERS - 1)) * valid
 
 
 def sequential_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -35,3 +48,22 @@ def sinusoidal_table(n_positions: int, dim: int, theta: float = 10000.0) -> torc
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
     return table
+
+
+def distance_bias_mask(key_positions: torch.Tensor, attention_mask: torch.Tensor, slopes: list[float],
+                       query_length: int, dtype: torch.dtype) -> torch.Tensor:
+    """The additive (B, H, Tq, Tk) attention mask: causal and padding, minus slope_h x |block distance|.
+
+    Queries are the last `query_length` keys. A linear penalty on the distance between block positions
+    (ALiBi, Press et al. 2022, measured between digits of equal significance instead of token indices)
+    keeps growing past the trained distances, where a learned position embedding is never told what to do.
+    """
+    B, Tk = key_positions.shape
+    q_pos = key_positions[:, -query_length:]                                         # (B, Tq)
+    distance = (q_pos[:, :, None] - key_positions[:, None, :]).abs().to(dtype)       # (B, Tq, Tk)
+    slope = torch.tensor(slopes, dtype=dtype, device=key_positions.device)           # (H,)
+    bias = -slope[None, :, None, None] * distance[:, None]                           # (B, H, Tq, Tk)
+    q_index = torch.arange(Tk - query_length, Tk, device=key_positions.device)
+    allowed = (torch.arange(Tk, device=key_positions.device)[None, :] <= q_index[:, None])[None] \
+        & attention_mask.bool()[:, None, :]                                          # (B, Tq, Tk)
+    return bias.masked_fill(~allowed[:, None], torch.finfo(dtype).min)
