@@ -52,7 +52,9 @@ def model_card(model_dir: Path, repo_id: str):
         f"A problem is `+A+B+C+`; the model is given the prompt `+A+B+` and writes `C+`. "
         f"Example: {a} + 1 → `{example}` (prompt `{prompt}`).",
         "Position ids are block positions: each digit's index inside its own number, `+` gets 0. "
-        "The model computes them itself from `input_ids` when none are given.",
+        "The model computes them itself from `input_ids` when none are given"
+        + (", as it does which number a token is in (`number_ids`: first operand, second, answer), "
+           "which it embeds." if config.get("number_embedding") else "."),
         "", "## Results", "",
     ]
     if cert:

@@ -15,14 +15,12 @@ from .io import normal_modes, write_json
 LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
 MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "max_offset",
-                        "offset_per", "offset_scope", "distance_bias",
-                        "number_embedding"),
+                        "offset_per", "offset_scope", "number_embedding"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
                            "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "fresh_eval",
                            "stop_clean_evals", "stop_gate")}
 # What a checkpoint written before a key existed was trained with.
-BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digits", ("model", "distance_bias"): None,
-              ("model", "number_embedding"): False}
+BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digits", ("model", "number_embedding"): False}
 
 
 def latest(run_dir: Path) -> Path | None:

@@ -100,8 +100,7 @@ class ModelConfig:
     max_offset: int = 0
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
-    distance_bias: list[float] | None = None  # one slope per attention head (README, Length generalization)
-    number_embedding: bool = False  # embed which number a token is in (first operand, second, answer)
+    number_embedding: bool = True  # embed which number a token is in (first operand, second, answer)
     dropout: float = 0.0
 
     def validate(self, at):
@@ -120,10 +119,6 @@ class ModelConfig:
             raise ConfigError(f"{at}.offset_per: must be batch or sample, got {self.offset_per!r}")
         if self.offset_scope not in OFFSET_SCOPES:
             raise ConfigError(f"{at}.offset_scope: must be digits or row, got {self.offset_scope!r}")
-        if self.distance_bias is not None and (len(self.distance_bias) != self.n_head
-                                               or min(self.distance_bias) < 0):
-            raise ConfigError(f"{at}.distance_bias: must be null or {self.n_head} slopes >= 0 (one per head), "
-                              f"got {self.distance_bias}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
 

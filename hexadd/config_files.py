@@ -38,8 +38,6 @@ def _coerce(value, tp, key):
                 pass
         if t is str and isinstance(value, str):
             return value
-        if typing.get_origin(t) is list and isinstance(value, list):
-            return [_coerce(v, typing.get_args(t)[0], f"{key}[{i}]") for i, v in enumerate(value)]
     raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
 
 

@@ -85,10 +85,11 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     stop_ids = torch.tensor([t for t in (sep, pad, tok.unk_token_id) if t is not None], device=dev)
 
     while True:
-        every, numbers = model.position_ids(tokens, mask), model.number_ids(tokens, mask)  # (B, L): cached ones too
+        # Positions and numbers depend on earlier tokens: computed over the whole row, the fed tokens' passed.
+        positions, numbers = model.position_ids(tokens, mask), model.number_ids(tokens, mask)  # (B, L)
         fed = slice(-feed.shape[1], None)
-        heads = model(feed, attention_mask=mask, position_ids=every[:, fed], key_position_ids=every,
-                      number_ids=None if numbers is None else numbers[:, fed], cache=cache, use_cache=True).head_logits
+        heads = model(feed, attention_mask=mask, position_ids=positions[:, fed], cache=cache, use_cache=True,
+                      number_ids=None if numbers is None else numbers[:, fed]).head_logits
         guess = heads.argmax(-1)                        # (n, B, fed): head j's token after each fed slot
         n_pass += 1
 

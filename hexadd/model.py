@@ -12,7 +12,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, GPT2Config, GPT2Model, GPT2PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
 
-from .positions import NUMBERS, block_position_ids, distance_bias_mask, number_ids, sequential_position_ids, sinusoidal_table
+from .positions import NUMBERS, block_position_ids, number_ids, sequential_position_ids, sinusoidal_table
 
 BLOCK_SCHEMES = ("block", "block_sinusoidal")
 FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal")
@@ -27,7 +27,6 @@ class HexAddConfig(GPT2Config):
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
     offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling)
-    distance_bias: list[float] | None = None  # per attention head: score minus slope x |block distance|
     number_embedding: bool = False      # add an embedding of which number a token is in (operand 1, 2, answer)
     digit_token_ids: list[int] | None = None
     sinusoidal_theta: float = 10000.0
@@ -98,12 +97,11 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             return None
         return number_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
 
-    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, key_position_ids=None,
-              number_ids=None, **kwargs):
-        """The GPT-2 trunk with this model's positions (and training offset), number embedding and attention bias.
+    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, number_ids=None, **kwargs):
+        """The GPT-2 trunk with this model's positions (and training offset) and number embedding.
 
-        With a cache holding earlier tokens, pass what depends on them: `position_ids` and `number_ids` of the
-        fed tokens, and with a distance bias `key_position_ids`, every attended token's position."""
+        With a cache holding earlier tokens, pass what depends on them: the fed tokens' `position_ids` and
+        (with a number embedding) `number_ids`."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None:
@@ -125,21 +123,15 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                     raise ValueError("pass number_ids when decoding with a cache: they depend on earlier tokens")
                 number_ids = self.number_ids(input_ids, attention_mask)
             kwargs["inputs_embeds"] = self.transformer.wte(input_ids) + self.number_wte(number_ids)
-        if self.config.distance_bias:
-            if key_position_ids is None:
-                if cache is not None and cache.get_seq_length() > 0:
-                    raise ValueError("pass key_position_ids (every cached token's) when decoding with a distance bias")
-                key_position_ids = position_ids
-            attention_mask = distance_bias_mask(key_position_ids, attention_mask, self.config.distance_bias,
-                                                input_ids.shape[1], self.transformer.wte.weight.dtype)
+            input_ids = None
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
-        return self.transformer(None if "inputs_embeds" in kwargs else input_ids, attention_mask=attention_mask,
-                                position_ids=position_ids, cache=cache, **kwargs)
+        return self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                                **kwargs)
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
-                key_position_ids=None, number_ids=None, **kwargs) -> HexAddOutput:
-        out = self.trunk(input_ids, attention_mask, position_ids, cache, key_position_ids, number_ids, **kwargs)
+                number_ids=None, **kwargs) -> HexAddOutput:
+        out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, **kwargs)
         h = out.last_hidden_state                                         # (B, T, C)
         logits = self.lm_head(h)                                          # (B, T, V)
         head_logits = torch.stack([logits] + [self.lm_head(head(h)) for head in self.heads])  # (n, B, T, V)

@@ -48,22 +48,3 @@ def sinusoidal_table(n_positions: int, dim: int, theta: float = 10000.0) -> torc
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
     return table
-
-
-def distance_bias_mask(key_positions: torch.Tensor, attention_mask: torch.Tensor, slopes: list[float],
-                       query_length: int, dtype: torch.dtype) -> torch.Tensor:
-    """The additive (B, H, Tq, Tk) attention mask: causal and padding, minus slope_h x |block distance|.
-
-    Queries are the last `query_length` keys. A linear penalty on the distance between block positions
-    (ALiBi, Press et al. 2022, measured between digits of equal significance instead of token indices)
-    keeps growing past the trained distances, where a learned position embedding is never told what to do.
-    """
-    B, Tk = key_positions.shape
-    q_pos = key_positions[:, -query_length:]                                         # (B, Tq)
-    distance = (q_pos[:, :, None] - key_positions[:, None, :]).abs().to(dtype)       # (B, Tq, Tk)
-    slope = torch.tensor(slopes, dtype=dtype, device=key_positions.device)           # (H,)
-    bias = -slope[None, :, None, None] * distance[:, None]                           # (B, H, Tq, Tk)
-    q_index = torch.arange(Tk - query_length, Tk, device=key_positions.device)
-    allowed = (torch.arange(Tk, device=key_positions.device)[None, :] <= q_index[:, None])[None] \
-        & attention_mask.bool()[:, None, :]                                          # (B, Tq, Tk)
-    return bias.masked_fill(~allowed[:, None], torch.finfo(dtype).min)

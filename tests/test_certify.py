@@ -102,8 +102,8 @@ def plant_errors(model, tok, digit: str):
     sep, bad_id, pad = tok.convert_tokens_to_ids("+"), tok.convert_tokens_to_ids(digit), tok.pad_token_id
     seen = {}
 
-    def remember(_, args, kwargs):
-        seen["ids"] = args[0] if args else kwargs["input_ids"]
+    def remember(_, args):  # the token embedding sees the ids, with or without a number embedding
+        seen["ids"] = args[0]
 
     def flip(_, __, logits):
         ids = seen["ids"]
@@ -119,7 +119,7 @@ def plant_errors(model, tok, digit: str):
         logits[slot] = forced
         return logits
 
-    return [model.transformer.register_forward_pre_hook(remember, with_kwargs=True),
+    return [model.transformer.wte.register_forward_pre_hook(remember),
             model.lm_head.register_forward_hook(flip)]
 
 
@@ -160,12 +160,16 @@ def test_certify_finds_planted_errors(tiny_run, tmp_path):
 
 def test_teacher_forced_check_is_greedy_decoding(tiny_run):
     model, tok = load_model(str(tiny_run / "model"))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # the tiny model may be right on all of 0..99: a damaged copy gets some wrong
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.1 * p.std())
     encoder = ProblemEncoder(tok, 10, True, 99)
     a, b = next(operand_chunks(0, 99, 3000, 11, 3000))
     ok = head1_correct(model, encoder(a, b))
     decoded = decode(model, tok, list(zip(a.tolist(), b.tolist())), "single")
     assert ok.tolist() == [d.value == d.a + d.b for d in decoded]
-    assert 0 < int((~ok).sum()) < 300  # the tiny model gets a few wrong: both kinds of row are compared
+    assert 0 < int((~ok).sum()) < 1000  # some right, some wrong: both kinds of row are compared
     assert head1_correct(model, encoder(a, b), rows=7).tolist() == ok.tolist()  # passes of 7 rows, last one short
     # Passes of 256 rows, shortest first, each as wide as its longest row: the same verdicts, in the rows' order.
     short = torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:1000]

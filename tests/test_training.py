@@ -166,14 +166,14 @@ def test_later_heads_weigh_head_weight_against_head_one():
 
 
 def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp_path):
-    """Checkpoints written before training.head_weight and model.offset_scope existed were trained with the
-    plain mean (1.0) and with `+` at 0 (digits)."""
+    """Checkpoints written before training.head_weight, model.offset_scope and model.number_embedding existed
+    were trained with the plain mean (1.0), with `+` at 0 (digits) and without number embeddings."""
     from hexadd.checkpoints import check_resumable
     from hexadd.config_files import to_dict
     from hexadd.errors import ConfigError
-    config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", []))
+    config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", ["model.number_embedding=false"]))
     saved = json.loads(json.dumps(config))
-    del saved["training"]["head_weight"], saved["model"]["offset_scope"]
+    del saved["training"]["head_weight"], saved["model"]["offset_scope"], saved["model"]["number_embedding"]
     (tmp_path / "checkpoint-10").mkdir()
     (tmp_path / "checkpoint-10/trainer_state.json").write_text(json.dumps({"config": saved}))
     (tmp_path / "latest.json").write_text(json.dumps({"checkpoint": "checkpoint-10"}))
@@ -184,4 +184,8 @@ def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp
     config["training"]["head_weight"] = 1.0
     config["model"]["offset_scope"] = "row"
     with pytest.raises(ConfigError, match="model.offset_scope is 'row' .* trained with 'digits'"):
+        check_resumable(tmp_path, config)
+    config["model"]["offset_scope"] = "digits"
+    config["model"]["number_embedding"] = True         # today's default: an old run is not resumed as one
+    with pytest.raises(ConfigError, match="model.number_embedding is True .* trained with False"):
         check_resumable(tmp_path, config)
