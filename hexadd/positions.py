@@ -1,4 +1,4 @@
-"""Position ids: Abacus-style block positions, plain sequential positions, and a sinusoidal table.
+"""Position ids (Abacus-style block positions, plain sequential positions, a sinusoidal table) and number ids.
 
 Only torch is imported here: this file travels with published models (trust_remote_code).
 """
