@@ -21,7 +21,7 @@ def main():
 
     from hexadd.certify import head1_guess
     from hexadd.encoding import ProblemEncoder
-    from hexadd.length_grid import cell_operands
+    from hexadd.length_grid import cell_operands, first_wrong
     from hexadd.loading import load_model
     model, tok = load_model(args.model)
     c = model.config
@@ -30,10 +30,8 @@ def main():
     for cell in args.cells:
         i, j = map(int, cell.split("x"))
         guess, labels = head1_guess(model, encoder.encode_digits(*cell_operands(i, j, args.per_cell, c.base, args.seed)))
-        answer = labels != -100
-        wrong = (guess != labels) & answer
-        first = (wrong.long().cumsum(dim=1) == 0).logical_and(answer).sum(dim=1)  # answer tokens before it
-        counts = Counter(first[wrong.any(dim=1)].tolist())
+        _, bad, first = first_wrong(guess, labels)
+        counts = Counter(first[bad].tolist())
         cells.append({"digits_a": i, "digits_b": j, "total": args.per_cell, "right": args.per_cell - sum(counts.values()),
                       "first_wrong_token": {str(k): counts[k] for k in sorted(counts)}})
         print(f"{i}+{j} digits: {cells[-1]['right']}/{args.per_cell} right; first wrong answer token: "

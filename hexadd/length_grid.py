@@ -50,14 +50,18 @@ def cell_operands(i: int, j: int, n: int, base: int, seed: int):
     return (*draw(i), *draw(j))
 
 
+def first_wrong(guess: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, T) wrong answer tokens, (N,) rows with any, and (N,) the index of each row's first wrong token
+    within the answer `C+` (the answer tokens before it; the answer's length where none is wrong)."""
+    answer = labels != -100
+    wrong = (guess != labels) & answer
+    return wrong, wrong.any(dim=1), (wrong.long().cumsum(dim=1) == 0).logical_and(answer).sum(dim=1)
+
+
 def check_cell(model, encoder: ProblemEncoder, da, la, db, lb) -> Cell:
     """Teacher-forced exact match of one batch, with the wrong answers sorted by their first wrong token."""
     guess, labels = head1_guess(model, encoder.encode_digits(da, la, db, lb))   # (N, T-1) each
-    answer = labels != -100
-    wrong = (guess != labels) & answer
-    bad = wrong.any(dim=1)
-    # Index of the first wrong token within the answer `C+`.
-    first = (wrong.long().cumsum(dim=1) == 0).logical_and(answer).sum(dim=1)   # answer tokens before it
+    wrong, bad, first = first_wrong(guess, labels)
     longer = torch.maximum(la, lb)
     at = wrong.float().argmax(dim=1)
     wrote_sep = guess.gather(1, at[:, None])[:, 0] == encoder.sep
