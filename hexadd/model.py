@@ -26,7 +26,8 @@ class HexAddConfig(GPT2Config):
     position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
-    offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling)
+    offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling);
+                                        # answer: the answer's `+` shifts, the operands' stay at 0
     number_embedding: bool = False      # add an embedding of which number a token is in (operand 1, 2, answer)
     digit_token_ids: list[int] | None = None
     sinusoidal_theta: float = 10000.0
@@ -97,6 +98,17 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             return None
         return number_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
 
+    def shifted(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        """Which tokens the training offset moves, per `offset_scope`."""
+        scope = self.config.offset_scope
+        if scope == "row":
+            return attention_mask.bool()
+        digits = position_ids > 0
+        if scope == "answer":
+            answer = number_ids(input_ids, self.digit_ids(input_ids.device), attention_mask) >= 2
+            return digits | (answer & attention_mask.bool())
+        return digits
+
     def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, number_ids=None, **kwargs):
         """The GPT-2 trunk with this model's positions (and training offset) and number embedding.
 
@@ -112,10 +124,11 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 # A random shift of every digit position (Abacus): later positions get trained, so longer
                 # numbers have embeddings. Shared by a row's numbers, so equal significance stays aligned.
                 # Shifting the `+` too keeps "the next digit is at my position + 1" true for the token
-                # that predicts an answer's first digit, as for every later one.
+                # that predicts an answer's first digit, as for every later one; keeping the operands' `+`
+                # at 0 (scope `answer`) hides how far a digit is from the start of its number.
                 shape = (input_ids.shape[0], 1) if self.config.offset_per == "sample" else ()
                 offset = torch.randint(0, self.config.max_offset + 1, shape, device=input_ids.device)
-                shifted = attention_mask.bool() if self.config.offset_scope == "row" else position_ids > 0
+                shifted = self.shifted(input_ids, attention_mask, position_ids)
                 position_ids = position_ids + offset * shifted
         if self.number_wte is not None:
             if number_ids is None:

@@ -40,7 +40,7 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("training.max_steps=null", "set exactly one of max_steps and epochs"),
     ("training.learning_rate=-1", "training.learning_rate: must be > 0"),
     ("training.head_weight=-0.5", "training.head_weight: must be >= 0"),
-    ("model.offset_scope=plus", "model.offset_scope: must be digits or row"),
+    ("model.offset_scope=plus", "model.offset_scope: must be digits, answer or row"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):

@@ -116,6 +116,20 @@ def test_offset_scope_row_shifts_the_plus_signs_too():
     assert torch.equal(seen["pos"], block_position_ids(x, torch.arange(3, 19), torch.ones_like(x)))  # none at inference
 
 
+def test_offset_scope_answer_keeps_the_operands_plus_signs_at_zero():
+    x = ids("+13+8+12+").repeat(64, 1)                                      # tokens 0 and 3: the operands' `+`
+    model = tiny(max_offset=5, offset_per="sample", offset_scope="answer").train()
+    seen = {}
+    model.transformer.register_forward_pre_hook(lambda _, args, kw: seen.update(pos=kw["position_ids"]),
+                                                with_kwargs=True)
+    torch.manual_seed(0)
+    model(x)
+    shift = seen["pos"] - block_position_ids(x, torch.arange(3, 19), torch.ones_like(x))
+    assert (shift[:, [0, 3]] == 0).all()
+    assert (shift == shift[:, 1:2] * torch.tensor([0, 1, 1, 0, 1, 1, 1, 1, 1])).all()  # the answer's `+` too
+    assert len(set(shift[:, 1].tolist())) > 1 and shift.max() <= 5
+
+
 def test_loss_only_on_answer_tokens_for_every_head():
     model = tiny(n_predict=2)
     x = ids("+13+8+12+")
