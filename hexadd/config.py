@@ -7,7 +7,7 @@ from .errors import ConfigError
 
 POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal")
 OFFSET_MODES = ("batch", "sample")
-OFFSET_SCOPES = ("digits", "row")
+OFFSET_SCOPES = ("digits", "answer", "row")
 
 
 # ---------------------------------------------------------------- data_config.yaml
@@ -118,7 +118,7 @@ class ModelConfig:
         if self.offset_per not in OFFSET_MODES:
             raise ConfigError(f"{at}.offset_per: must be batch or sample, got {self.offset_per!r}")
         if self.offset_scope not in OFFSET_SCOPES:
-            raise ConfigError(f"{at}.offset_scope: must be digits or row, got {self.offset_scope!r}")
+            raise ConfigError(f"{at}.offset_scope: must be digits, answer or row, got {self.offset_scope!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
 
@@ -137,6 +137,7 @@ class TrainingConfig:
     balance_lengths: bool = True
     eval_interval: int = 100
     fresh_eval: int = 10_000
+    carry_share: float = 0.5
     replay: float = 0.1
     stop_clean_evals: int = 3
     stop_gate: int = 100_000
@@ -157,6 +158,8 @@ class TrainingConfig:
             raise ConfigError(f"{at}.learning_rate: must be > 0, got {self.learning_rate}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"{at}.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        if not 0 <= self.carry_share <= 1:
+            raise ConfigError(f"{at}.carry_share: must be in [0, 1], got {self.carry_share}")
         if not 0 <= self.replay < 1:
             raise ConfigError(f"{at}.replay: must be in [0, 1), got {self.replay}")
         from .devices import DEVICES, PRECISIONS

@@ -66,6 +66,25 @@ def test_length_pairs_are_drawn_equally_often():
     assert torch.equal(Batches(len(operands), 50, seed=1, weights=w)(150), batches(150))  # fixed by (seed, step)
 
 
+@pytest.mark.parametrize("base, lo, hi", [(16, 0, 9999), (10, 0, 9999), (16, 1000, 65535)])
+def test_carry_share_of_fresh_problems_runs_carries_through_digits(base, lo, hi):
+    """The carry share gets a carry through a digit summing to base - 1 far more often than uniform
+    pairs do, stays in range, and leaves the uniform part as it was."""
+    from hexadd.encoding import add_digits, int64_digits
+    from hexadd.replay import fresh_pairs
+
+    def runs_through(pairs):  # problems with a carry arriving at a digit pair summing to base - 1
+        da, db = (int64_digits(pairs[:, i], base, 5)[0] for i in (0, 1))
+        carry_in = torch.nn.functional.pad(add_digits(da, db, base)[2][:, :4], (1, 0))
+        return ((da + db == base - 1) & (carry_in == 1)).any(dim=1).float().mean().item()
+
+    uniform = fresh_pairs(lo, hi, 20_000, seed=3, step=7, base=base)
+    mixed = fresh_pairs(lo, hi, 20_000, seed=3, step=7, base=base, carry_share=0.5)
+    assert torch.equal(mixed[10_000:], uniform[10_000:]) and torch.equal(mixed[:, 0], uniform[:, 0])
+    assert mixed.min() >= lo and mixed.max() <= hi
+    assert runs_through(uniform) < 0.15 and runs_through(mixed[:10_000]) > 0.8
+
+
 def test_unweighted_batches_are_an_epoch_permutation():
     batches = Batches(1000, 64, seed=3)
     epoch = torch.cat([batches(s) for s in range(batches.per_epoch)])
