@@ -47,11 +47,12 @@ def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int, base: int = 16, 
 
 def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g: torch.Generator,
                tries: int = 8) -> torch.Tensor:
-    """`b` rewritten so that a carry starts at a random digit and runs on through the next 1 or more: there
-    a's and b's digits sum to at least `base`, then to exactly base - 1 for the length of the run. Uniform
-    hex pairs have a carry running through a digit in about 6% of problems and through two in a few per
-    thousand; these are where a nearly exact model still errs. A result outside [lo, hi] is drawn again,
-    and after `tries` draws left as it was."""
+    """`b` rewritten so that a's and b's digits sum to exactly base - 1 over a run of 1 or more digits,
+    and the digit below the run starts a carry (their digits sum to at least `base`) in half the rows and
+    stops one in the other half (they sum to at most base - 2). Through such a run a carry either goes
+    all the way or not at all: a nearly exact model's errors are there, lost carries and invented ones,
+    and uniform pairs of hex digits make a run of two about once in 250 problems. A result outside
+    [lo, hi] is drawn again, and after `tries` draws left as it was."""
     from .encoding import int64_digits
     from .numbers import num_digits
     width = num_digits(hi, base)
@@ -61,16 +62,20 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
     powers = base ** torch.arange(width, dtype=torch.long)
     col = torch.arange(width)
     da, db = int64_digits(a, base, width)[0], int64_digits(b, base, width)[0]
-    out, todo = b.clone(), da.sum(dim=1) > 0
+    out, todo = b.clone(), torch.ones(n, dtype=torch.bool)
     for _ in range(tries):
-        start = (torch.rand(n, generator=g) * (width - 1)).long()[:, None]                     # (n, 1)
-        end = start + 1 + (torch.rand(n, 1, generator=g) * (width - 1 - start)).long()         # last digit of the run
-        low = base - da                                                                        # b's digits from here carry
-        generate = base - da + (torch.rand(da.shape, generator=g) * da).long()
-        digits = torch.where(col == start, generate, db)
-        digits = torch.where((col > start) & (col <= end), base - 1 - da, digits)
+        below = (torch.rand(n, generator=g) * (width - 1)).long()[:, None]                     # (n, 1)
+        end = below + 1 + (torch.rand(n, 1, generator=g) * (width - 1 - below)).long()         # last digit of the run
+        carry = torch.rand(n, 1, generator=g) < 0.5
+        u = torch.rand(da.shape, generator=g)
+        start = base - da + (u * da).long()                    # b's digit with a sum >= base: none when a's is 0
+        stop = (u * (base - 1 - da)).long()                     # with a sum <= base - 2: none when a's is base - 1
+        digits = torch.where(col == below, torch.where(carry, start, stop), db)
+        digits = torch.where((col > below) & (col <= end), base - 1 - da, digits)
         value = (digits * powers).sum(dim=1)
-        ok = todo & (low.gather(1, start)[:, 0] < base) & (value >= lo) & (value <= hi)
+        a_below = da.gather(1, below)
+        possible = torch.where(carry, a_below > 0, a_below < base - 1)[:, 0]
+        ok = todo & possible & (value >= lo) & (value <= hi)
         out[ok], todo = value[ok], todo & ~ok
     return out
 

@@ -67,22 +67,27 @@ def test_length_pairs_are_drawn_equally_often():
 
 
 @pytest.mark.parametrize("base, lo, hi", [(16, 0, 9999), (10, 0, 9999), (16, 1000, 65535)])
-def test_carry_share_of_fresh_problems_runs_carries_through_digits(base, lo, hi):
-    """The carry share gets a carry through a digit summing to base - 1 far more often than uniform
-    pairs do, stays in range, and leaves the uniform part as it was."""
+def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base, lo, hi):
+    """The carry share puts digit pairs summing to base - 1 (where a carry goes through or does not) into
+    most problems, with a carry arriving there in about half of them; it stays in range and leaves the
+    uniform part as it was."""
     from hexadd.encoding import add_digits, int64_digits
     from hexadd.replay import fresh_pairs
 
-    def runs_through(pairs):  # problems with a carry arriving at a digit pair summing to base - 1
+    def through(pairs):  # problems with a digit pair summing to base - 1 above a digit pair, and with a carry there
         da, db = (int64_digits(pairs[:, i], base, 5)[0] for i in (0, 1))
         carry_in = torch.nn.functional.pad(add_digits(da, db, base)[2][:, :4], (1, 0))
-        return ((da + db == base - 1) & (carry_in == 1)).any(dim=1).float().mean().item()
+        run = (da + db == base - 1)
+        run[:, 0] = False
+        return run.any(dim=1).float().mean().item(), (run & (carry_in == 1)).any(dim=1).float().mean().item()
 
     uniform = fresh_pairs(lo, hi, 20_000, seed=3, step=7, base=base)
     mixed = fresh_pairs(lo, hi, 20_000, seed=3, step=7, base=base, carry_share=0.5)
     assert torch.equal(mixed[10_000:], uniform[10_000:]) and torch.equal(mixed[:, 0], uniform[:, 0])
     assert mixed.min() >= lo and mixed.max() <= hi
-    assert runs_through(uniform) < 0.15 and runs_through(mixed[:10_000]) > 0.8
+    (runs_u, carried_u), (runs_m, carried_m) = through(uniform), through(mixed[:10_000])
+    assert runs_u < 0.3 and carried_u < 0.15
+    assert runs_m > 0.85 and 0.35 < carried_m / runs_m < 0.65
 
 
 def test_unweighted_batches_are_an_epoch_permutation():
