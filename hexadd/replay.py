@@ -47,12 +47,12 @@ def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int, base: int = 16, 
 
 def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g: torch.Generator,
                tries: int = 8) -> torch.Tensor:
-    """`b` rewritten so that a's and b's digits sum to exactly base - 1 over a run of 1 or more digits,
-    and the digit below the run starts a carry (their digits sum to at least `base`) in half the rows and
-    stops one in the other half (they sum to at most base - 2). Through such a run a carry either goes
-    all the way or not at all: a nearly exact model's errors are there, lost carries and invented ones,
-    and uniform pairs of hex digits make a run of two about once in 250 problems. A result outside
-    [lo, hi] is drawn again, and after `tries` draws left as it was."""
+    """`b` rewritten so that a's and b's digits sum to exactly base - 1 over a run of 1 or more digits.
+    The run starts at the least significant digit (no carry into it), or above a digit that starts a
+    carry (digits summing to at least `base`) or one that does not (at most base - 2), half and half.
+    Through such a run a carry goes all the way or not at all: a nearly exact model's errors are there,
+    lost carries and invented ones, and uniform pairs of hex digits make a run of two about once in 100
+    problems. A result outside [lo, hi] is drawn again, and after `tries` draws left as it was."""
     from .encoding import int64_digits
     from .numbers import num_digits
     width = num_digits(hi, base)
@@ -64,17 +64,17 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
     da, db = int64_digits(a, base, width)[0], int64_digits(b, base, width)[0]
     out, todo = b.clone(), torch.ones(n, dtype=torch.bool)
     for _ in range(tries):
-        below = (torch.rand(n, generator=g) * (width - 1)).long()[:, None]                     # (n, 1)
+        below = (torch.rand(n, generator=g) * width).long()[:, None] - 1                       # (n, 1); -1: none
         end = below + 1 + (torch.rand(n, 1, generator=g) * (width - 1 - below)).long()         # last digit of the run
-        carry = torch.rand(n, 1, generator=g) < 0.5
+        carry = (torch.rand(n, 1, generator=g) < 0.5) & (below >= 0)
         u = torch.rand(da.shape, generator=g)
         start = base - da + (u * da).long()                    # b's digit with a sum >= base: none when a's is 0
         stop = (u * (base - 1 - da)).long()                     # with a sum <= base - 2: none when a's is base - 1
         digits = torch.where(col == below, torch.where(carry, start, stop), db)
         digits = torch.where((col > below) & (col <= end), base - 1 - da, digits)
         value = (digits * powers).sum(dim=1)
-        a_below = da.gather(1, below)
-        possible = torch.where(carry, a_below > 0, a_below < base - 1)[:, 0]
+        a_below = da.gather(1, below.clamp(min=0))
+        possible = ((below < 0) | torch.where(carry, a_below > 0, a_below < base - 1))[:, 0]
         ok = todo & possible & (value >= lo) & (value <= hi)
         out[ok], todo = value[ok], todo & ~ok
     return out
