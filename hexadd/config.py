@@ -137,7 +137,7 @@ class TrainingConfig:
     balance_lengths: bool = True
     eval_interval: int = 100
     fresh_eval: int = 10_000
-    carry_share: float = 0.5
+    carry_share: float = 0.0
     replay: float = 0.1
     stop_clean_evals: int = 3
     stop_gate: int = 100_000
