@@ -10,7 +10,8 @@ import contextlib
 import torch
 
 from .certify import head1_correct
-from .encoding import encode_pairs
+from .encoding import encode_pairs, int64_digits
+from .numbers import num_digits
 
 FRESH_STREAM = 2**40  # seeds of the trainer's fresh samples, far from certification's
 
@@ -53,8 +54,6 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
     Through such a run a carry goes all the way or not at all: a nearly exact model's errors are there,
     lost carries and invented ones, and uniform pairs of hex digits make a run of two about once in 100
     problems. A result outside [lo, hi] is drawn again, and after `tries` draws left as it was."""
-    from .encoding import int64_digits
-    from .numbers import num_digits
     width = num_digits(hi, base)
     if width < 2:
         return b
