@@ -101,15 +101,20 @@ def test_offset_per_batch_or_per_sample():
         assert (len(set(shift[:, 1].tolist())) > 1) == rows_differ
 
 
-def test_offset_scope_row_shifts_the_plus_signs_too():
-    x = ids("+13+8+12+").repeat(64, 1)
-    model = tiny(max_offset=5, offset_per="sample", offset_scope="row").train()
+def trained_shift(scope: str, x: torch.Tensor):
+    """The offsets a training pass adds to x's block positions (64 rows: offsets 0..5 per row), and the model."""
+    model = tiny(max_offset=5, offset_per="sample", offset_scope=scope).train()
     seen = {}
     model.transformer.register_forward_pre_hook(lambda _, args, kw: seen.update(pos=kw["position_ids"]),
                                                 with_kwargs=True)
     torch.manual_seed(0)
     model(x)
-    shift = seen["pos"] - block_position_ids(x, torch.arange(3, 19), torch.ones_like(x))
+    return seen["pos"] - block_position_ids(x, torch.arange(3, 19), torch.ones_like(x)), model, seen
+
+
+def test_offset_scope_row_shifts_the_plus_signs_too():
+    x = ids("+13+8+12+").repeat(64, 1)
+    shift, model, seen = trained_shift("row", x)
     assert (shift == shift[:, :1]).all()                                   # `+` and digits alike
     assert len(set(shift[:, 0].tolist())) > 1 and shift.max() <= 5
     model.eval()(x)
@@ -118,13 +123,7 @@ def test_offset_scope_row_shifts_the_plus_signs_too():
 
 def test_offset_scope_answer_keeps_the_operands_plus_signs_at_zero():
     x = ids("+13+8+12+").repeat(64, 1)                                      # tokens 0 and 3: the operands' `+`
-    model = tiny(max_offset=5, offset_per="sample", offset_scope="answer").train()
-    seen = {}
-    model.transformer.register_forward_pre_hook(lambda _, args, kw: seen.update(pos=kw["position_ids"]),
-                                                with_kwargs=True)
-    torch.manual_seed(0)
-    model(x)
-    shift = seen["pos"] - block_position_ids(x, torch.arange(3, 19), torch.ones_like(x))
+    shift = trained_shift("answer", x)[0]
     assert (shift[:, [0, 3]] == 0).all()
     assert (shift == shift[:, 1:2] * torch.tensor([0, 1, 1, 0, 1, 1, 1, 1, 1])).all()  # the answer's `+` too
     assert len(set(shift[:, 1].tolist())) > 1 and shift.max() <= 5

@@ -69,7 +69,7 @@ def test_length_pairs_are_drawn_equally_often():
 @pytest.mark.parametrize("base, lo, hi", [(16, 0, 9999), (10, 0, 9999), (16, 1000, 65535)])
 def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base, lo, hi):
     """The carry share puts digit pairs summing to base - 1 (where a carry goes through or does not) into
-    nearly every problem, with a carry arriving there in a third to a half of them; it stays in range and leaves the
+    nearly every problem, with a carry arriving there in about a third of them; it stays in range and leaves the
     uniform part as it was."""
     from hexadd.encoding import add_digits, int64_digits
     from hexadd.replay import fresh_pairs
