@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataConfig, TrainConfig
+from .config import BLOCK_SCHEMES, DataConfig, TrainConfig
 from .config_files import apply_override, from_dict, read_yaml, to_dict
 from .errors import ConfigError
 from .numbers import num_digits
@@ -120,7 +120,7 @@ def check_positions(data: DataConfig, train: TrainConfig) -> None:
         return
     base, hi, m = data.numbers.base, data.numbers.max_operand, train.model
     longest, answer = num_digits(hi, base), num_digits(2 * hi, base)
-    if m.positions in ("block", "block_sinusoidal"):
+    if m.positions in BLOCK_SCHEMES:
         need, what = answer + m.max_offset + 1, f"a {answer}-digit number plus max_offset {m.max_offset}"
     else:
         need, what = 4 + 2 * longest + answer, f"the longest problem ({4 + 2 * longest + answer} tokens)"

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 
-POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal")
+POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal", "block_relative")
+BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")  # positions restart at every number
 OFFSET_MODES = ("batch", "sample")
 OFFSET_SCOPES = ("digits", "answer", "row")
 
@@ -97,6 +98,7 @@ class ModelConfig:
     n_positions: int = 32
     n_predict: int = 2
     positions: str = "block"
+    relative_distance: int = 4  # block_relative: the attention bias's distances, clipped to +-this
     max_offset: int = 0
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
@@ -113,6 +115,8 @@ class ModelConfig:
             raise ConfigError(f"{at}.n_predict: must be between 1 and 4, got {self.n_predict}")
         if self.positions not in POSITION_SCHEMES:
             raise ConfigError(f"{at}.positions: must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}")
+        if self.relative_distance < 1:
+            raise ConfigError(f"{at}.relative_distance: must be >= 1, got {self.relative_distance}")
         if self.max_offset < 0:
             raise ConfigError(f"{at}.max_offset: must be >= 0, got {self.max_offset}")
         if self.offset_per not in OFFSET_MODES:

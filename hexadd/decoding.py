@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from .model import BLOCK_SCHEMES
 from .numbers import DIGITS, SEP, decode_number, format_prompt, num_digits
 from .tokenization import separator_id
 
@@ -31,7 +32,7 @@ def positions_needed(model, a: int, b: int) -> int:
     (the sum may have one digit more than the longer operand), else the whole sequence's length."""
     c = model.config
     la, lb = num_digits(a, c.base), num_digits(b, c.base)
-    if c.position_scheme in ("block", "block_sinusoidal"):
+    if c.position_scheme in BLOCK_SCHEMES:
         return max(la, lb) + 1
     return 4 + la + lb + (max(la, lb) + 1) - 1  # four `+`, A, B and the longest C, numbered from 0
 
@@ -89,7 +90,7 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
         positions, numbers = model.position_ids(tokens, mask), model.number_ids(tokens, mask)  # (B, L)
         fed = slice(-feed.shape[1], None)
         heads = model(feed, attention_mask=mask, position_ids=positions[:, fed], cache=cache, use_cache=True,
-                      number_ids=None if numbers is None else numbers[:, fed]).head_logits
+                      number_ids=None if numbers is None else numbers[:, fed], key_position_ids=positions).head_logits
         guess = heads.argmax(-1)                        # (n, B, fed): head j's token after each fed slot
         n_pass += 1
 

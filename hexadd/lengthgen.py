@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import (DataConfig, DataOutputConfig, ModelConfig, NumbersConfig, ProblemsConfig, TokenizerConfig,
-                     TrainConfig, TrainDataConfig, TrainingConfig, TrainOutputConfig)
+from .config import (BLOCK_SCHEMES, DataConfig, DataOutputConfig, ModelConfig, NumbersConfig, ProblemsConfig,
+                     TokenizerConfig, TrainConfig, TrainDataConfig, TrainingConfig, TrainOutputConfig)
 from .config_files import to_dict
 from .errors import ConfigError
 from .io import write_json
@@ -59,7 +59,7 @@ class LengthgenConfig:
         if top < longest:
             raise ConfigError(f"lengthgen.max_digits: {top} is shorter than the trained operands ({longest} digits)")
         # The grid's longest answer has top + 1 digits: block position top + 1 (or the whole sequence's length).
-        need = top + 2 if self.model.positions in ("block", "block_sinusoidal") else 4 + 3 * top + 1
+        need = top + 2 if self.model.positions in BLOCK_SCHEMES else 4 + 3 * top + 1
         if self.model.n_positions < need:
             raise ConfigError(f"model.n_positions: {self.model.n_positions} cannot hold the grid's longest problem "
                               f"({top}-digit operands); need at least {need}")
@@ -78,7 +78,7 @@ def untrained_positions(cfg: LengthgenConfig) -> str | None:
     """A note when the grid reaches block positions that training never shifts the numbers onto."""
     trained = cfg.trained[1] + 1 + cfg.model.max_offset  # the longest training answer, shifted furthest
     needed = cfg.lengthgen.max_digits + 1
-    if cfg.model.positions in ("block", "block_sinusoidal") and trained < needed:
+    if cfg.model.positions in BLOCK_SCHEMES and trained < needed:
         return (f"note: training reaches block position {trained}, the grid needs {needed}: positions "
                 f"{trained + 1}..{needed} keep their initial embeddings (model.max_offset >= {needed - cfg.trained[1] - 1} trains them)")
     return None

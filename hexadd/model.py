@@ -12,10 +12,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, GPT2Config, GPT2Model, GPT2PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
 
-from .positions import NUMBERS, block_position_ids, number_ids, sequential_position_ids, sinusoidal_table
+from .positions import (NUMBERS, block_distance_bias, block_position_ids, number_ids, sequential_position_ids,
+                        sinusoidal_table)
 
-BLOCK_SCHEMES = ("block", "block_sinusoidal")
-FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal")
+BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")
+FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal", "block_relative")  # a position table not trained
 
 
 @strict
@@ -23,7 +24,9 @@ class HexAddConfig(GPT2Config):
     model_type = "hexadd-gpt2"
 
     n_predict: int = 2                  # prediction heads; head 1 is the usual next-token head
-    position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal
+    position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal | block_relative
+    relative_distance: int = 4          # block_relative: one learned attention bias per head and block distance,
+                                        # key minus query, clipped to +-this
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
     offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling);
@@ -69,17 +72,19 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.heads = nn.ModuleList(PredictionHead(config.n_embd) for _ in range(config.n_predict - 1))
         self.number_wte = nn.Embedding(NUMBERS, config.n_embd) if config.number_embedding else None
+        self.distance_bias = (nn.Parameter(torch.zeros(config.n_head, 2 * config.relative_distance + 1))
+                              if config.position_scheme == "block_relative" else None)
         self._digit_ids = None
         self.post_init()
         if config.position_scheme in FIXED_SCHEMES:
-            self.transformer.wpe.weight.requires_grad_(False)
-
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if module is getattr(self, "transformer", None) and self.config.position_scheme in FIXED_SCHEMES:
+            # Set after post_init: GPT2Model initializes its own table, out of reach of an _init_weights here.
+            wpe = self.transformer.wpe.weight
             with torch.no_grad():
-                module.wpe.weight.copy_(sinusoidal_table(self.config.n_positions, self.config.n_embd,
-                                                         self.config.sinusoidal_theta))
+                if config.position_scheme == "block_relative":  # positions act only through the attention bias
+                    wpe.zero_()
+                else:
+                    wpe.copy_(sinusoidal_table(config.n_positions, config.n_embd, config.sinusoidal_theta))
+            wpe.requires_grad_(False)
 
     def digit_ids(self, device) -> torch.Tensor:
         if self._digit_ids is None or self._digit_ids.device != device:
@@ -109,11 +114,12 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             return digits | (answer & attention_mask.bool())
         return digits
 
-    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, number_ids=None, **kwargs):
-        """The GPT-2 trunk with this model's positions (and training offset) and number embedding.
+    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, number_ids=None,
+              key_position_ids=None, **kwargs):
+        """The GPT-2 trunk with this model's positions (and training offset), number embedding and attention bias.
 
-        With a cache holding earlier tokens, pass what depends on them: the fed tokens' `position_ids` and
-        (with a number embedding) `number_ids`."""
+        With a cache holding earlier tokens, pass what depends on them: the fed tokens' `position_ids`,
+        (with a number embedding) their `number_ids`, and (block_relative) every token's `key_position_ids`."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None:
@@ -137,14 +143,22 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 number_ids = self.number_ids(input_ids, attention_mask)
             kwargs["inputs_embeds"] = self.transformer.wte(input_ids) + self.number_wte(number_ids)
             input_ids = None
+        if self.distance_bias is not None:
+            if key_position_ids is None:
+                if cache is not None and cache.get_seq_length() > 0:
+                    raise ValueError("pass key_position_ids (every token's, cached ones too) when decoding with a cache")
+                key_position_ids = position_ids
+            # A 4-d float mask reaches every layer's attention as is: the bias, and -inf where causal or padding.
+            attention_mask = block_distance_bias(key_position_ids, attention_mask, self.distance_bias,
+                                                 position_ids.shape[1])
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
         return self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
                                 **kwargs)
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
-                number_ids=None, **kwargs) -> HexAddOutput:
-        out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, **kwargs)
+                number_ids=None, key_position_ids=None, **kwargs) -> HexAddOutput:
+        out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, key_position_ids, **kwargs)
         h = out.last_hidden_state                                         # (B, T, C)
         logits = self.lm_head(h)                                          # (B, T, V)
         head_logits = torch.stack([logits] + [self.lm_head(head(h)) for head in self.heads])  # (n, B, T, V)

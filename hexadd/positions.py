@@ -48,3 +48,22 @@ def sinusoidal_table(n_positions: int, dim: int, theta: float = 10000.0) -> torc
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
     return table
+
+
+def block_distance_bias(key_positions: torch.Tensor, attention_mask: torch.Tensor, table: torch.Tensor,
+                        query_length: int) -> torch.Tensor:
+    """The additive (B, H, Tq, Tk) attention mask of block_relative models: table[h, d] for the block distance
+    d = key position - query position, clipped to +-D ((H, 2D + 1) table); the minimum where a key is later
+    than the query or masked. The queries are the last `query_length` keys.
+
+    Clipped, every distance a longer number brings falls into the outermost entries, which training sets
+    (as in T5's relative buckets): nothing positional is left untrained, whatever the length.
+    """
+    D = (table.shape[1] - 1) // 2
+    query_positions = key_positions[:, -query_length:]                                     # (B, Tq)
+    distance = (key_positions[:, None, :] - query_positions[:, :, None]).clamp(-D, D) + D  # (B, Tq, Tk)
+    bias = table[:, distance].transpose(0, 1)                                              # (B, H, Tq, Tk)
+    Tk = key_positions.shape[1]
+    keys = torch.arange(Tk, device=key_positions.device)
+    allowed = (keys[None, :] <= keys[Tk - query_length:, None])[None] & attention_mask.bool()[:, None, :]  # (B, Tq, Tk)
+    return bias.masked_fill(~allowed[:, None], torch.finfo(bias.dtype).min)

@@ -29,7 +29,8 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=m.dropout,
         activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU (gelu_new) as one kernel instead of six ops
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
-        n_predict=m.n_predict, position_scheme=m.positions, max_offset=m.max_offset,
+        n_predict=m.n_predict, position_scheme=m.positions, relative_distance=m.relative_distance,
+        max_offset=m.max_offset,
         offset_per=m.offset_per, offset_scope=m.offset_scope, number_embedding=m.number_embedding,
         digit_token_ids=digit_token_ids(tok),
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,

@@ -6,7 +6,7 @@ from hexadd.config import TrainConfig
 from hexadd.config_files import load
 from hexadd.errors import ConfigError
 from hexadd.model import HexAddConfig, HexAddForCausalLM
-from hexadd.positions import block_position_ids, number_ids
+from hexadd.positions import block_distance_bias, block_position_ids, number_ids, sinusoidal_table
 from transformers import AutoModelForCausalLM, DynamicCache
 
 # Alphabet of the default tokenizer: pad 0, unk 1, `+` 2, digits 0-9A-F at 3..18.
@@ -195,3 +195,45 @@ def test_number_embedding_tells_the_operands_from_the_answer_and_decodes_with_a_
     assert torch.allclose(full[keep], torch.cat(steps, dim=1)[keep], atol=1e-5)
     with pytest.raises(ValueError, match="number_ids"):
         model(x[:, -1:], attention_mask=mask, position_ids=pos[:, -1:], cache=cache, use_cache=True)
+
+
+def test_fixed_position_tables_are_set_and_frozen():
+    sinusoidal = tiny(position_scheme="block_sinusoidal").transformer.wpe.weight
+    assert torch.equal(sinusoidal, sinusoidal_table(16, 32)) and not sinusoidal.requires_grad
+    relative = tiny(position_scheme="block_relative").transformer.wpe.weight
+    assert not relative.any() and not relative.requires_grad
+
+
+def test_block_relative_bias_is_the_clipped_block_distance_and_decodes_with_a_cache():
+    model = tiny(position_scheme="block_relative", relative_distance=2, number_embedding=True)
+    with torch.no_grad():
+        model.distance_bias.copy_(torch.randn_like(model.distance_bias))
+    x = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids("+1342+879+2221+")], dim=1)
+    mask = (x != 0).long()
+    pos = model.position_ids(x, mask)
+    bias = block_distance_bias(pos, mask, model.distance_bias, x.shape[1])        # (1, H, T, T)
+    table, T = model.distance_bias, x.shape[1]
+    for q in range(T):
+        for k in range(T):
+            if k > q or not mask[0, k]:
+                assert (bias[0, :, q, k] == torch.finfo(bias.dtype).min).all()
+            else:
+                d = int(pos[0, k] - pos[0, q])
+                assert torch.equal(bias[0, :, q, k], table[:, max(-2, min(2, d)) + 2])
+    # Only distances matter: every block position moved by the same amount gives the same logits.
+    full = model(x, attention_mask=mask).logits
+    assert torch.allclose(full, model(x, attention_mask=mask, position_ids=pos + 3).logits, atol=1e-6)
+    keep = mask.bool()
+    nums, cache, steps = model.number_ids(x, mask), DynamicCache(config=model.config), []
+    for t in range(T):
+        steps.append(model(x[:, t:t + 1], attention_mask=mask[:, :t + 1], position_ids=pos[:, t:t + 1],
+                           key_position_ids=pos[:, :t + 1], number_ids=nums[:, t:t + 1], cache=cache,
+                           use_cache=True).logits)
+    assert torch.allclose(full[keep], torch.cat(steps, dim=1)[keep], atol=1e-5)
+    with pytest.raises(ValueError, match="key_position_ids"):
+        model(x[:, -1:], attention_mask=mask, position_ids=pos[:, -1:], number_ids=nums[:, -1:], cache=cache,
+              use_cache=True)
+    # The bias is learned.
+    model.train()
+    model(x, attention_mask=mask, labels=x.masked_fill(~keep, -100)).loss.backward()
+    assert model.distance_bias.grad.abs().sum() > 0
