@@ -99,6 +99,7 @@ class ModelConfig:
     n_predict: int = 2
     positions: str = "block"
     relative_distance: int = 4  # block_relative: the attention bias's distances, clipped to +-this
+    relative_window: bool = False  # block_relative: attention sees only keys within +-relative_distance
     max_offset: int = 0
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
@@ -117,6 +118,8 @@ class ModelConfig:
             raise ConfigError(f"{at}.positions: must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}")
         if self.relative_distance < 1:
             raise ConfigError(f"{at}.relative_distance: must be >= 1, got {self.relative_distance}")
+        if self.relative_window and self.positions != "block_relative":
+            raise ConfigError(f"{at}.relative_window: needs positions block_relative, got {self.positions!r}")
         if self.max_offset < 0:
             raise ConfigError(f"{at}.max_offset: must be >= 0, got {self.max_offset}")
         if self.offset_per not in OFFSET_MODES:

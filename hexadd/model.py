@@ -27,6 +27,7 @@ class HexAddConfig(GPT2Config):
     position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal | block_relative
     relative_distance: int = 4          # block_relative: one learned attention bias per head and block distance,
                                         # key minus query, clipped to +-this
+    relative_window: bool = False       # block_relative: attend only to keys within +-relative_distance
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
     offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling);
@@ -150,7 +151,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 key_position_ids = position_ids
             # A 4-d float mask reaches every layer's attention as is: the bias, and -inf where causal or padding.
             attention_mask = block_distance_bias(key_position_ids, attention_mask, self.distance_bias,
-                                                 position_ids.shape[1])
+                                                 position_ids.shape[1], self.config.relative_window)
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
         return self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,

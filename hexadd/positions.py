@@ -51,19 +51,23 @@ def sinusoidal_table(n_positions: int, dim: int, theta: float = 10000.0) -> torc
 
 
 def block_distance_bias(key_positions: torch.Tensor, attention_mask: torch.Tensor, table: torch.Tensor,
-                        query_length: int) -> torch.Tensor:
+                        query_length: int, window: bool = False) -> torch.Tensor:
     """The additive (B, H, Tq, Tk) attention mask of block_relative models: table[h, d] for the block distance
     d = key position - query position, clipped to +-D ((H, 2D + 1) table); the minimum where a key is later
-    than the query or masked. The queries are the last `query_length` keys.
+    than the query or masked, and with `window` where |d| > D. The queries are the last `query_length` keys.
 
     Clipped, every distance a longer number brings falls into the outermost entries, which training sets
-    (as in T5's relative buckets): nothing positional is left untrained, whatever the length.
+    (as in T5's relative buckets): nothing positional is left untrained, whatever the length. Yet longer
+    numbers bring more keys into those entries, and their share of attention grows with the length; a
+    window keeps them out, so a query sees the same keys at every length.
     """
     D = (table.shape[1] - 1) // 2
     query_positions = key_positions[:, -query_length:]                                     # (B, Tq)
-    distance = (key_positions[:, None, :] - query_positions[:, :, None]).clamp(-D, D) + D  # (B, Tq, Tk)
-    bias = table[:, distance].transpose(0, 1)                                              # (B, H, Tq, Tk)
+    distance = key_positions[:, None, :] - query_positions[:, :, None]                     # (B, Tq, Tk)
+    bias = table[:, distance.clamp(-D, D) + D].transpose(0, 1)                             # (B, H, Tq, Tk)
     Tk = key_positions.shape[1]
     keys = torch.arange(Tk, device=key_positions.device)
     allowed = (keys[None, :] <= keys[Tk - query_length:, None])[None] & attention_mask.bool()[:, None, :]  # (B, Tq, Tk)
+    if window:
+        allowed = allowed & (distance.abs() <= D)
     return bias.masked_fill(~allowed[:, None], torch.finfo(bias.dtype).min)

@@ -30,8 +30,8 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU (gelu_new) as one kernel instead of six ops
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
         n_predict=m.n_predict, position_scheme=m.positions, relative_distance=m.relative_distance,
-        max_offset=m.max_offset,
-        offset_per=m.offset_per, offset_scope=m.offset_scope, number_embedding=m.number_embedding,
+        relative_window=m.relative_window, max_offset=m.max_offset, offset_per=m.offset_per,
+        offset_scope=m.offset_scope, number_embedding=m.number_embedding,
         digit_token_ids=digit_token_ids(tok),
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
         dataset=meta.repo_id or cfg.data.repo_id,  # the Hub dataset it was trained on, for the model card
@@ -54,14 +54,17 @@ def longest(tok, splits: list[Split]) -> dict:
 
 
 def param_groups(model, weight_decay: float):
-    """nanoGPT's rule: decay matrices and embeddings, not biases or LayerNorm gains."""
+    """nanoGPT's rule: decay matrices and embeddings, not biases or LayerNorm gains. The attention bias of
+    block_relative models is a bias too: decay would pull its gap between near and far keys, which longer
+    numbers (more far keys) need wide, towards 0."""
     params = [p for p in model.parameters() if p.requires_grad]
+    attention_bias = getattr(model, "distance_bias", None)
     seen, decay, no_decay = set(), [], []
     for p in params:
         if id(p) in seen:  # the tied embedding appears once
             continue
         seen.add(id(p))
-        (decay if p.dim() >= 2 else no_decay).append(p)
+        (decay if p.dim() >= 2 and p is not attention_bias else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

@@ -41,6 +41,8 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("training.learning_rate=-1", "training.learning_rate: must be > 0"),
     ("training.head_weight=-0.5", "training.head_weight: must be >= 0"),
     ("model.offset_scope=plus", "model.offset_scope: must be digits, answer or row"),
+    ("model.relative_distance=0", "model.relative_distance: must be >= 1"),
+    ("model.relative_window=true", "model.relative_window: needs positions block_relative"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):

@@ -7,6 +7,7 @@ from hexadd.config_files import load
 from hexadd.errors import ConfigError
 from hexadd.model import HexAddConfig, HexAddForCausalLM
 from hexadd.positions import block_distance_bias, block_position_ids, number_ids, sinusoidal_table
+from hexadd.setup import param_groups
 from transformers import AutoModelForCausalLM, DynamicCache
 
 # Alphabet of the default tokenizer: pad 0, unk 1, `+` 2, digits 0-9A-F at 3..18.
@@ -212,14 +213,16 @@ def test_block_relative_bias_is_the_clipped_block_distance_and_decodes_with_a_ca
     mask = (x != 0).long()
     pos = model.position_ids(x, mask)
     bias = block_distance_bias(pos, mask, model.distance_bias, x.shape[1])        # (1, H, T, T)
-    table, T = model.distance_bias, x.shape[1]
+    window = block_distance_bias(pos, mask, model.distance_bias, x.shape[1], window=True)
+    table, T, never = model.distance_bias, x.shape[1], torch.finfo(bias.dtype).min
     for q in range(T):
         for k in range(T):
+            d = int(pos[0, k] - pos[0, q])
             if k > q or not mask[0, k]:
-                assert (bias[0, :, q, k] == torch.finfo(bias.dtype).min).all()
+                assert (bias[0, :, q, k] == never).all() and (window[0, :, q, k] == never).all()
             else:
-                d = int(pos[0, k] - pos[0, q])
                 assert torch.equal(bias[0, :, q, k], table[:, max(-2, min(2, d)) + 2])
+                assert torch.equal(window[0, :, q, k], bias[0, :, q, k] if abs(d) <= 2 else torch.full((2,), never))
     # Only distances matter: every block position moved by the same amount gives the same logits.
     full = model(x, attention_mask=mask).logits
     assert torch.allclose(full, model(x, attention_mask=mask, position_ids=pos + 3).logits, atol=1e-6)
@@ -233,7 +236,10 @@ def test_block_relative_bias_is_the_clipped_block_distance_and_decodes_with_a_ca
     with pytest.raises(ValueError, match="key_position_ids"):
         model(x[:, -1:], attention_mask=mask, position_ids=pos[:, -1:], number_ids=nums[:, -1:], cache=cache,
               use_cache=True)
-    # The bias is learned.
+    # The bias is learned, and not decayed: it is a bias.
     model.train()
     model(x, attention_mask=mask, labels=x.masked_fill(~keep, -100)).loss.backward()
     assert model.distance_bias.grad.abs().sum() > 0
+    decay, no_decay = param_groups(model, 0.1)
+    assert any(p is model.distance_bias for p in no_decay["params"])
+    assert not any(p is model.distance_bias for p in decay["params"]) and decay["params"]
