@@ -51,8 +51,7 @@ def model_card(model_dir: Path, repo_id: str):
         "", "## Format", "",
         f"A problem is `+A+B+C+`; the model is given the prompt `+A+B+` and writes `C+`. "
         f"Example: {a} + 1 → `{example}` (prompt `{prompt}`).",
-        "Position ids are block positions: each digit's index inside its own number, `+` gets 0. "
-        "The model computes them itself from `input_ids` when none are given"
+        _positions_line(config) + " The model computes them itself from `input_ids` when none are given"
         + (", as it does which number a token is in (`number_ids`: first operand, second, answer), "
            "which it embeds." if config.get("number_embedding") else "."),
         "", "## Results", "",
@@ -103,6 +102,19 @@ def model_card(model_dir: Path, repo_id: str):
     if (model_dir / "training_curves.png").is_file():
         lines += ["", "![training curves](training_curves.png)"]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def _positions_line(config: dict) -> str:
+    scheme = config.get("position_scheme", "block")
+    if not scheme.startswith("block"):
+        return f"Position ids number the tokens 0, 1, 2, ... ({scheme} position embeddings)."
+    line = "Position ids are block positions: each digit's index inside its own number, `+` gets 0."
+    if scheme == "block_relative":
+        d = config.get("relative_distance", 4)
+        line += (f" They reach attention only as a learned bias per head and block distance (key minus query, "
+                 + (f"keys further than {d} not attended)." if config.get("relative_window")
+                    else f"clipped to ±{d}).") + " There is no position table.")
+    return line
 
 
 def _parameter_count(model_dir: Path) -> int:

@@ -181,3 +181,18 @@ def test_push_data_then_train_from_the_hub_dataset_online_and_offline(tiny_run, 
     assert config["dataset"] is None
     (model_dir / "config.json").write_text(json.dumps({**config, "dataset": "tester/sums"}))
     assert model_card(model_dir, REPO).data.datasets == ["tester/sums"]
+
+
+def test_model_card_says_how_positions_reach_the_model(tiny_run, tmp_path):
+    from hexadd.card import model_card
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_run / "model", model_dir)
+    assert "Position ids are block positions" in model_card(model_dir, "tester/adder").text
+    config = json.loads((model_dir / "config.json").read_text())
+    config.update(position_scheme="block_relative", relative_distance=2, relative_window=True)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    text = model_card(model_dir, "tester/adder").text
+    assert "keys further than 2 not attended" in text and "no position table" in text
+    config.update(position_scheme="learned")
+    (model_dir / "config.json").write_text(json.dumps(config))
+    assert "Position ids number the tokens 0, 1, 2" in model_card(model_dir, "tester/adder").text
