@@ -78,7 +78,8 @@ def untrained_positions(cfg: LengthgenConfig) -> str | None:
     """A note when the grid reaches block positions that training never shifts the numbers onto."""
     trained = cfg.trained[1] + 1 + cfg.model.max_offset  # the longest training answer, shifted furthest
     needed = cfg.lengthgen.max_digits + 1
-    if cfg.model.positions in BLOCK_SCHEMES and trained < needed:
+    # block_relative has no position table to leave untrained: only distances reach it.
+    if cfg.model.positions in BLOCK_SCHEMES and cfg.model.positions != "block_relative" and trained < needed:
         return (f"note: training reaches block position {trained}, the grid needs {needed}: positions "
                 f"{trained + 1}..{needed} keep their initial embeddings (model.max_offset >= {needed - cfg.trained[1] - 1} trains them)")
     return None

@@ -26,7 +26,9 @@ def test_preset_holds_only_differences_and_trains_every_position():
     for section, values in yaml.safe_load(PRESET.read_text()).items():
         for key, value in values.items():
             assert defaults[section][key] != value, f"{section}.{key} restates the default"
-    note = untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10"]))
+    assert untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10"])) is None  # no table
+    note = untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10", "model.positions=block",
+                                                              "model.relative_window=false"]))
     assert "positions 20..33" in note and "max_offset >= 24" in note
 
 
