@@ -152,6 +152,8 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             # A 4-d float mask reaches every layer's attention as is: the bias, and -inf where causal or padding.
             attention_mask = block_distance_bias(key_position_ids, attention_mask, self.distance_bias,
                                                  position_ids.shape[1], self.config.relative_window)
+            # The table is all zeros and only distances count: ids past its end read its last row, any length runs.
+            position_ids = position_ids.clamp(max=self.config.n_positions - 1)
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
         return self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,

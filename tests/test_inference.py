@@ -8,7 +8,7 @@ import torch
 from conftest import assert_one_line_error, run_main, run_script
 from hexadd import dataset
 from hexadd.certify import head1_correct
-from hexadd.decoding import decode
+from hexadd.decoding import check_fits, decode
 from hexadd.encoding import ProblemEncoder
 from hexadd.loading import load_model
 from hexadd.model import HexAddConfig, HexAddForCausalLM
@@ -101,6 +101,9 @@ def test_block_relative_models_decode_alike_in_every_mode(tiny_run):
     for mode in ("single", "verified"):
         assert [a.text for a in decode(model, tok, pairs, mode, batch_size=4)] == single
         assert [decode(model, tok, [p], mode)[0].text for p in pairs] == single
+    check_fits(model, 16 ** 40, 1)  # no position table to run out of
+    with pytest.raises(ValueError, match="needs position"):
+        check_fits(trained, 16 ** 40, 1)
 
 
 def test_eval_reports_accuracy_lengths_and_passes(tiny_run, tmp_path):

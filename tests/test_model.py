@@ -226,6 +226,8 @@ def test_block_relative_bias_is_the_clipped_block_distance_and_decodes_with_a_ca
     # Only distances matter: every block position moved by the same amount gives the same logits.
     full = model(x, attention_mask=mask).logits
     assert torch.allclose(full, model(x, attention_mask=mask, position_ids=pos + 3).logits, atol=1e-6)
+    beyond = pos + model.config.n_positions                              # past the (all-zero) table's end
+    assert torch.allclose(full, model(x, attention_mask=mask, position_ids=beyond).logits, atol=1e-6)
     keep = mask.bool()
     nums, cache, steps = model.number_ids(x, mask), DynamicCache(config=model.config), []
     for t in range(T):
