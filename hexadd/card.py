@@ -3,6 +3,8 @@ import json
 import math
 from pathlib import Path
 
+from .config import BLOCK_SCHEMES
+
 
 def model_card(model_dir: Path, repo_id: str):
     """A ModelCard whose model-index holds the held-out exact match measured after training."""
@@ -106,7 +108,7 @@ def model_card(model_dir: Path, repo_id: str):
 
 def _positions_line(config: dict) -> str:
     scheme = config.get("position_scheme", "block")
-    if not scheme.startswith("block"):
+    if scheme not in BLOCK_SCHEMES:
         return f"Position ids number the tokens 0, 1, 2, ... ({scheme} position embeddings)."
     line = "Position ids are block positions: each digit's index inside its own number, `+` gets 0."
     if scheme == "block_relative":
