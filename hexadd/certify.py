@@ -56,23 +56,31 @@ def operand_chunks(lo: int, hi: int, n: int | None, seed: int, chunk: int, rank:
 
 @torch.inference_mode()
 def head1_guess(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, T-1) head 1's argmax after each token (teacher forced), and the targets there (-100 outside the answer)."""
+    """Head 1's argmax after each token (teacher forced) and the targets there (-100 outside the answer): from
+    the first position where any row has a target, (N, W) each."""
     ids, mask, labels = enc.input_ids[:, :-1], enc.attention_mask[:, :-1], enc.labels[:, 1:]
-    positions = model.position_ids(ids, mask)
-    h = model.trunk(ids, mask, positions, use_cache=False).last_hidden_state  # (N, T-1, C)
-    return model.lm_head(h).argmax(-1), labels
+    start = int(answer_start(labels).min())
+    return model.head1_logits_from(ids, mask, start).argmax(-1), labels[:, start:]
+
+
+def answer_start(labels: torch.Tensor) -> torch.Tensor:
+    """(N,) each row's first position with a target (0 for a row without one)."""
+    return (labels != -100).int().argmax(dim=1)
 
 
 def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
     """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced), `rows` at a
-    time (default: CPU_ROWS on a CPU, all at once elsewhere). Passes take the rows shortest first, each pass
-    only as wide as its longest row: padding after a row's end cannot change it (causal attention). Rows
-    must be padded on the right, as every encoder here pads them."""
+    time (default: CPU_ROWS on a CPU, all at once elsewhere). Passes take rows of equal answer start together,
+    shortest first, each pass only as wide as its longest row: padding after a row's end cannot change it
+    (causal attention). Rows must be padded on the right, as every encoder here pads them."""
     n = len(enc.input_ids)
     if rows is None:
         rows = CPU_ROWS if next(model.parameters()).device.type == "cpu" else n
     lengths = enc.attention_mask.sum(dim=1)
-    order = torch.argsort(lengths, stable=True) if rows < n else torch.arange(n, device=lengths.device)
+    if rows < n:
+        order = torch.argsort(answer_start(enc.labels[:, 1:]) * (enc.input_ids.shape[1] + 1) + lengths, stable=True)
+    else:
+        order = torch.arange(n, device=lengths.device)
     ok = torch.empty(n, dtype=torch.bool, device=lengths.device)
     for i in range(0, n, rows):
         idx = order[i:i + rows]

@@ -113,6 +113,7 @@ def plant_errors(model, tok, digit: str):
         first = (ids == sep).long().argmax(1)                       # the row's first `+`
         bad = ids.gather(1, (first + 1)[:, None])[:, 0] == bad_id   # a's first written digit
         slot = (count == 3) & (ids == sep) & bad[:, None]           # (N, T)
+        slot = slot[:, slot.shape[1] - logits.shape[1]:]            # a check computes the last positions only
         logits = logits.clone()
         forced = torch.zeros_like(logits[slot])
         forced[:, pad] = 1.0

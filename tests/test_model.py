@@ -245,3 +245,25 @@ def test_block_relative_bias_is_the_clipped_block_distance_and_decodes_with_a_ca
     decay, no_decay = param_groups(model, 0.1)
     assert any(p is model.distance_bias for p in no_decay["params"])
     assert not any(p is model.distance_bias for p in decay["params"]) and decay["params"]
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("kw", [{}, {"position_scheme": "learned"}, {"position_scheme": "sinusoidal"},
+                                {"number_embedding": True}, {"position_scheme": "block_relative", "relative_distance": 2},
+                                {"position_scheme": "block_relative", "relative_distance": 2, "relative_window": True}])
+def test_head1_logits_from_a_position_equal_the_full_pass(kw, attn):
+    """The last block run only from `start` on (its earlier keys and values passed in) changes no logit there."""
+    model = tiny(**kw)
+    model.set_attn_implementation(attn)
+    with torch.no_grad():
+        x = torch.cat([ids("+1342+879+2221+"), torch.cat([ids("+12+3+15+"), torch.zeros(1, 6, dtype=torch.long)], 1)])
+        mask = (torch.arange(15) < torch.tensor([[15], [9]])).long()
+        full = model(x, attention_mask=mask).logits
+        for start in (1, 5, 9, 14):
+            part = model.head1_logits_from(x, mask, start)
+            assert part.shape == (2, 15 - start, 19)
+            real = mask[:, start:].bool()
+            assert torch.allclose(part[real], full[:, start:][real], atol=1e-5), start
+        assert torch.equal(model.head1_logits_from(x, mask, 0), full)
+        one, ones = x[:1], torch.ones_like(x[:1])  # no padding: sdpa may get no mask at all, and must still be causal
+        assert torch.allclose(model.head1_logits_from(one, ones, 6), model(one, attention_mask=ones).logits[:, 6:], atol=1e-5)
