@@ -15,13 +15,14 @@ from .io import normal_modes, write_json
 LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
 MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "relative_distance",
-                        "relative_window", "max_offset", "offset_per", "offset_scope", "number_embedding"),
+                        "relative_window", "max_offset", "offset_per", "offset_scope", "number_embedding",
+                        "activation"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
                            "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "fresh_eval", "carry_share",
                            "stop_clean_evals", "stop_gate")}
 # What a checkpoint written before a key existed was trained with.
 BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digits", ("model", "number_embedding"): False,
-              ("training", "carry_share"): 0.0,
+              ("training", "carry_share"): 0.0, ("model", "activation"): "gelu_pytorch_tanh",
               ("model", "relative_distance"): 4, ("model", "relative_window"): False}  # unused by earlier schemes
 
 

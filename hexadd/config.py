@@ -8,6 +8,7 @@ from .errors import ConfigError
 POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal", "block_relative")
 BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")  # positions restart at every number
 OFFSET_MODES = ("batch", "sample")
+ACTIVATIONS = ("gelu_pytorch_tanh", "gelu", "relu")  # transformers names
 OFFSET_SCOPES = ("digits", "answer", "row")
 
 
@@ -104,6 +105,7 @@ class ModelConfig:
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
     number_embedding: bool = True  # embed which number a token is in (first operand, second, answer)
+    activation: str = "gelu_pytorch_tanh"  # the MLP's: GPT-2's tanh GELU, exact GELU, or ReLU (README)
     dropout: float = 0.0
 
     def validate(self, at):
@@ -126,6 +128,8 @@ class ModelConfig:
             raise ConfigError(f"{at}.offset_per: must be batch or sample, got {self.offset_per!r}")
         if self.offset_scope not in OFFSET_SCOPES:
             raise ConfigError(f"{at}.offset_scope: must be digits, answer or row, got {self.offset_scope!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"{at}.activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
 

@@ -27,7 +27,7 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
     config = HexAddConfig(
         vocab_size=len(tok), n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head, n_positions=m.n_positions,
         resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=m.dropout,
-        activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU (gelu_new) as one kernel instead of six ops
+        activation_function=m.activation,  # gelu_pytorch_tanh: GPT-2's tanh GELU as one kernel instead of six ops
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
         n_predict=m.n_predict, position_scheme=m.positions, relative_distance=m.relative_distance,
         relative_window=m.relative_window, max_offset=m.max_offset, offset_per=m.offset_per,
