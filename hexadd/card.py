@@ -49,7 +49,8 @@ def model_card(model_dir: Path, repo_id: str):
         f"# {repo_id}", "",
         f"A GPT-2 trained from scratch to add integers {lo}..{hi}, written in base {base} with digits reversed "
         f"(least significant first). {n_params:,} parameters, {config['n_layer']} layers, {config['n_embd']} wide, "
-        f"{config['n_head']} attention heads, {config['n_predict']} prediction heads, `{config['position_scheme']}` positions.",
+        f"{config['n_head']} attention heads, {config['n_predict']} prediction heads, `{config['position_scheme']}` positions, "
+        f"`{config.get('activation_function', 'gelu_new')}` activation.",
         "", "## Format", "",
         f"A problem is `+A+B+C+`; the model is given the prompt `+A+B+` and writes `C+`. "
         f"Example: {a} + 1 → `{example}` (prompt `{prompt}`).",

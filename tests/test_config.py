@@ -43,6 +43,7 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("model.offset_scope=plus", "model.offset_scope: must be digits, answer or row"),
     ("model.relative_distance=0", "model.relative_distance: must be >= 1"),
     ("model.relative_window=true", "model.relative_window: needs positions block_relative"),
+    ("model.activation=swish", "model.activation: must be one of gelu_pytorch_tanh, gelu, relu"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):
