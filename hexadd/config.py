@@ -140,7 +140,7 @@ class TrainingConfig:
     learning_rate: float = 2e-3
     min_lr_ratio: float = 0.01
     warmup_steps: int = 100
-    max_steps: int | None = 2400
+    max_steps: int | None = 2200
     epochs: float | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
@@ -148,7 +148,7 @@ class TrainingConfig:
     balance_lengths: bool = True
     eval_interval: int = 100
     fresh_eval: int = 10_000
-    carry_share: float = 0.0
+    carry_share: float = 0.5
     replay: float = 0.1
     stop_clean_evals: int = 3
     stop_gate: int = 100_000

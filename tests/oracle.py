@@ -29,7 +29,7 @@ def oracle(max_operand: int, n_positions: int = 128, flaw=None):
         ids, mask, cache = args[0], kwargs["attention_mask"], kwargs.get("cache")
         fresh = cache is None or cache.get_seq_length() == 0
         state["ids"] = ids if fresh else torch.cat([state["ids"], ids], dim=1)   # every token of each row so far
-        state["mask"], state["fed"] = mask, ids.shape[1]
+        state["mask"] = mask
 
     def answer_of(text: str) -> str:
         _, a, b, _ = text.split(SEP, 3)
@@ -38,8 +38,8 @@ def oracle(max_operand: int, n_positions: int = 128, flaw=None):
         return answer if flaw is None else flaw(a, b, answer)
 
     def write(_, __, logits):
-        ids, mask, fed = state["ids"], state["mask"], state["fed"]
-        T = ids.shape[1]
+        ids, mask = state["ids"], state["mask"]
+        T, fed = ids.shape[1], logits.shape[1]   # the logits cover the last tokens fed (a check computes fewer)
         rows, slots, tokens = [], [], []
         for r, (row, keep) in enumerate(zip(ids.tolist(), mask.tolist())):
             text = "".join(names[t] for t, m in zip(row, keep) if m)   # what the row really holds
