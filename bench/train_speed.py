@@ -26,14 +26,14 @@ def measure(config_path, steps: int, warmup: int = 5) -> dict:
     model = run.model.train()
     t = cfg.training
     replay = Replay()  # empty: the step reads training rows only, as until the first fresh errors
-    batches = [batch_tensors(run, replay, i, t.replay, t.seed) for i in range(warmup + steps)]
+    batches = [batch_tensors(run, replay, i, t) for i in range(warmup + steps)]
     tokens = sum(ids.numel() for ids, _, _ in batches[warmup:])
 
     def trainer_loop():
         for i in range(len(batches)):
             if i == warmup:
                 t0 = time.perf_counter()
-            train_step(run, *batch_tensors(run, replay, i, t.replay, t.seed), t.grad_clip, t.head_weight)
+            train_step(run, *batch_tensors(run, replay, i, t), t.grad_clip, t.head_weight)
         return time.perf_counter() - t0
 
     # The reference: pre-sliced batches, forward with loss, backward, AdamW; nothing else.

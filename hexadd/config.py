@@ -149,7 +149,9 @@ class TrainingConfig:
     eval_interval: int = 100
     fresh_eval: int = 10_000
     carry_share: float = 0.5
+    carry_rows: float = 0.0
     replay: float = 0.1
+    ema: float = 0.0
     stop_clean_evals: int = 3
     stop_gate: int = 100_000
     certify: int = 100_000
@@ -173,6 +175,11 @@ class TrainingConfig:
             raise ConfigError(f"{at}.carry_share: must be in [0, 1], got {self.carry_share}")
         if not 0 <= self.replay < 1:
             raise ConfigError(f"{at}.replay: must be in [0, 1), got {self.replay}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"{at}.ema: must be in [0, 1) (0: off), got {self.ema}")
+        if not 0 <= self.carry_rows < 1 or self.replay + self.carry_rows >= 1:
+            raise ConfigError(f"{at}.carry_rows: must be in [0, 1) and leave training rows beside replay "
+                              f"(replay + carry_rows < 1), got {self.carry_rows}")
         from .devices import DEVICES, PRECISIONS
         if self.device.split(":", 1)[0] not in DEVICES:
             raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")

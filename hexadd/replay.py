@@ -14,6 +14,7 @@ from .encoding import encode_pairs, int64_digits
 from .numbers import num_digits
 
 FRESH_STREAM = 2**40  # seeds of the trainer's fresh samples, far from certification's
+TRAIN_STREAM = 2**41  # seeds of the carry-run rows in training batches, apart from the samples that check them
 
 
 class Replay:
@@ -35,10 +36,11 @@ class Replay:
         return self.pairs[torch.randint(len(self.pairs), (k,), generator=g)]
 
 
-def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int, base: int = 16, carry_share: float = 0.0) -> torch.Tensor:
+def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int, base: int = 16, carry_share: float = 0.0,
+                stream: int = FRESH_STREAM) -> torch.Tensor:
     """(n, 2) operand pairs, uniform over [lo, hi]^2, except that the first `carry_share` of them have a
     carry run (carry_runs)."""
-    g = torch.Generator().manual_seed(FRESH_STREAM + seed * 1_000_003 + step)
+    g = torch.Generator().manual_seed(stream + seed * 1_000_003 + step)
     pairs = torch.randint(lo, hi + 1, (n, 2), generator=g, dtype=torch.long)
     k = round(carry_share * n)
     if k:

@@ -7,6 +7,7 @@ evaluations are split across processes and summed, and only the main process wri
 What each evaluation measures, and the stopping gate, are in monitor.py.
 """
 import contextlib
+import dataclasses
 import shutil
 import signal
 import time
@@ -17,6 +18,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from .averaging import WeightAverage
 from .checkpoints import check_resumable, load_checkpoint, save_checkpoint, save_model
 from .config import TrainConfig
 from .config_files import to_dict
@@ -25,7 +27,7 @@ from .encoding import encode_pairs, pad_to
 from .errors import ConfigError
 from .io import atomic_open
 from .monitor import METRICS_FILE, append_metrics, describe, evaluation, gate, is_clean, truncate_metrics
-from .replay import Replay
+from .replay import TRAIN_STREAM, Replay, fresh_pairs
 from .setup import Setup, make_accelerator, prepare
 from .tracking import Tracker, check_available
 
@@ -34,16 +36,20 @@ LOCK_FILE = ".trainer.lock"
 
 # ---------------------------------------------------------------- one step
 
-def batch_tensors(run: Setup, replay: Replay, step: int, replay_fraction: float, seed: int):
-    """This process's rows of global batch `step`: training rows, plus replayed errors when there are any."""
+def batch_tensors(run: Setup, replay: Replay, step: int, t):
+    """This process's rows of global batch `step`: training rows, then replayed errors when there are any,
+    then `carry_rows` of problems drawn anew around carry runs (replay.carry_runs)."""
     idx = run.batches(step)
     split = run.train_split
-    k = round(replay_fraction * len(idx)) if len(replay) else 0
-    idx = idx[:len(idx) - k].to(split.input_ids.device)
+    k_replay = round(t.replay * len(idx)) if len(replay) else 0
+    k_carry = round(t.carry_rows * len(idx))
+    idx = idx[:len(idx) - k_replay - k_carry].to(split.input_ids.device)
     ids, mask, labels = split.input_ids[idx], split.attention_mask[idx], split.labels[idx]
-    if k:
-        pairs = replay.draw(k, seed, step).to(split.input_ids.device)
+    if k_replay or k_carry:
         c = run.model.config
+        pairs = torch.cat([replay.draw(k_replay, t.seed, step) if k_replay else torch.empty(0, 2, dtype=torch.long),
+                           fresh_pairs(c.min_operand, c.max_operand, k_carry, t.seed, step, c.base, 1.0, TRAIN_STREAM)])
+        pairs = pairs.to(split.input_ids.device)
         enc = encode_pairs(run.tok, run.encoder, pairs[:, 0], pairs[:, 1], c.base, c.reverse)
         width = max(ids.shape[1], enc.input_ids.shape[1])
         pad = run.tok.pad_token_id
@@ -124,6 +130,8 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     main = accelerator.is_main_process
     metrics_path = run_dir / METRICS_FILE
     replay = Replay()
+    average = WeightAverage(model, t.ema) if t.ema else None
+    judged = dataclasses.replace(run, model=average.module) if average else run  # what is evaluated, gated and saved
     state = {"best": {"key": None, "step": 0}, "clean_evals": 0, "train_time_s": 0.0, "stopped_by_rule": False,
              "run_id": uuid.uuid4().hex[:12]}  # names the run for a tracker; a resumed run keeps it
     step = 0
@@ -131,6 +139,8 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
         step, saved, extra = load_checkpoint(ckpt, model, optimizer, scheduler)
         state.update({k: saved[k] for k in state if k in saved})
         replay.pairs = extra.get("replay", replay.pairs)
+        if average:
+            average.load(extra)
         if main:
             truncate_metrics(metrics_path, step)
         log(f"resumed from step {step}")
@@ -148,7 +158,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     def checkpoint():
         if main:
             save_checkpoint(run_dir, step, model, optimizer, scheduler, {**state, "config": config},
-                            {"replay": replay.pairs})
+                            {"replay": replay.pairs, **(average.tensors() if average else {})})
         accelerator.wait_for_everyone()
 
     model.train()
@@ -172,13 +182,15 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
             if stop["signal"] is not None:
                 raise KeyboardInterrupt
             t0 = time.perf_counter()
-            out = train_step(run, *batch_tensors(run, replay, step, t.replay, t.seed), t.grad_clip, t.head_weight, scaler)
+            out = train_step(run, *batch_tensors(run, replay, step, t), t.grad_clip, t.head_weight, scaler)
+            if average:
+                average.update(model)
             step += 1
             state["train_time_s"] += time.perf_counter() - t0
             bar.update(1)
 
             if step % t.eval_interval == 0 or step == max_steps:
-                record = evaluation(run, replay, step, t, reduce, out, state["train_time_s"])
+                record = evaluation(judged, replay, step, t, reduce, out, state["train_time_s"])
                 if main:
                     append_metrics(metrics_path, record)
                 tracker.log(record)
@@ -188,14 +200,14 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
                 if state["best"]["key"] is None or key > state["best"]["key"]:
                     state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
                     if main:
-                        save_model(model, run.tok, model_dir, {METRICS_FILE: metrics_path})
+                        save_model(judged.model, run.tok, model_dir, {METRICS_FILE: metrics_path})
                 if t.early_stop and state["clean_evals"] >= t.stop_clean_evals:
-                    done = state["stopped_by_rule"] = gate(run, replay, step, t, log_line)
+                    done = state["stopped_by_rule"] = gate(judged, replay, step, t, log_line)
                     if done and state["best"]["step"] != step:
                         # The weights the gate vetted are the ones to keep, even at a slightly higher loss.
                         state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
                         if main:
-                            save_model(model, run.tok, model_dir, {METRICS_FILE: metrics_path})
+                            save_model(judged.model, run.tok, model_dir, {METRICS_FILE: metrics_path})
                     if not done:
                         state["clean_evals"] = 0
             if stop_after is not None and step >= stop_after:

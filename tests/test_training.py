@@ -89,6 +89,38 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
     assert runs_m > 0.95 and 0.2 < carried_m / runs_m < 0.6
 
 
+def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_path, torch_threads):
+    """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs:
+    fixed by (seed, step), new at every step, and apart from the fresh sample that checks the model."""
+    from hexadd.replay import Replay, fresh_pairs
+    from hexadd.setup import prepare
+    from hexadd.training import batch_tensors
+
+    cfg = tracked_config(tiny_run, tmp_path)
+    t = cfg.training
+    t.replay, t.carry_rows = 0.25, 0.25
+    run = prepare(cfg, log=lambda *_: None)
+    replay = Replay()
+    replay.add(torch.tensor([[12, 34]]))
+
+    def operands(ids, mask):  # "+21+43+55+" (base 10, reversed) -> (12, 34)
+        rows = [run.tok.decode(r[m.bool()]).replace(" ", "").strip("+").split("+") for r, m in zip(ids, mask)]
+        return torch.tensor([[int(a[::-1]), int(b[::-1])] for a, b, _ in rows])
+
+    ids, mask, labels = batch_tensors(run, replay, 5, t)
+    pairs = operands(ids, mask)
+    assert len(pairs) == t.batch_size == 32
+    assert (pairs[16:24] == torch.tensor([12, 34])).all() and not (pairs[:16] == torch.tensor([12, 34])).all(1).all()
+    carry = pairs[24:]
+    sums = (carry[:, :1] // 10 ** torch.arange(2) % 10) + (carry[:, 1:] // 10 ** torch.arange(2) % 10)
+    assert (sums == 9).any(dim=1).all(), carry  # uniform pairs would have such a digit pair in a fifth of rows
+    again = batch_tensors(run, replay, 5, t)
+    assert all(torch.equal(x, y) for x, y in zip((ids, mask, labels), again))
+    assert not torch.equal(operands(*batch_tensors(run, replay, 6, t)[:2])[24:], carry)
+    fresh = fresh_pairs(0, 99, 8, t.seed, 5, 10, carry_share=1.0)
+    assert not torch.equal(fresh, carry)
+
+
 def test_unweighted_batches_are_an_epoch_permutation():
     batches = Batches(1000, 64, seed=3)
     epoch = torch.cat([batches(s) for s in range(batches.per_epoch)])
