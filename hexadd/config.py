@@ -151,7 +151,7 @@ class TrainingConfig:
     carry_share: float = 0.5
     carry_rows: float = 0.0
     replay: float = 0.1
-    ema: float = 0.0
+    ema: float = 0.995
     stop_clean_evals: int = 3
     stop_gate: int = 100_000
     certify: int = 100_000

@@ -44,6 +44,8 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("model.relative_distance=0", "model.relative_distance: must be >= 1"),
     ("model.relative_window=true", "model.relative_window: needs positions block_relative"),
     ("model.activation=swish", "model.activation: must be one of gelu_pytorch_tanh, gelu, relu"),
+    ("training.ema=1", r"training.ema: must be in \[0, 1\) \(0: off\)"),
+    ("training.carry_rows=0.95", r"training.carry_rows: must be in \[0, 1\) and leave training rows beside replay"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
 
@@ -59,6 +60,27 @@ def test_sigkill_stop_after_and_resume_give_the_same_weights(data_dir):
         assert (data_dir / "full" / f).read_bytes() == (data_dir / "killed" / f).read_bytes(), f
     steps = [json.loads(line)["step"] for line in (data_dir / "killed/run/metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(20, 121, 20))
+
+
+def test_weight_average_is_saved_and_resumes_to_the_same_bytes(data_dir):
+    """With training.ema the saved model is the average, not the last step's weights, and a run stopped and
+    resumed ends where an uninterrupted one does."""
+    ema = "--set", "training.ema=0.9"
+    full = trainer(data_dir, "ema-full", *ema)
+    assert full.wait() == 0, full.stderr.read()
+    part = trainer(data_dir, "ema-split", *ema, "--stop-after", "60")
+    assert part.wait() == 0, part.stderr.read()
+    resumed = trainer(data_dir, "ema-split", *ema, resume=True)
+    out, err = resumed.communicate()
+    assert resumed.returncode == 0 and "resumed from step 60" in out, err
+    for f in ("run/checkpoint-120/optimizer.safetensors", "model/model.safetensors"):
+        assert (data_dir / "ema-full" / f).read_bytes() == (data_dir / "ema-split" / f).read_bytes(), f
+    from safetensors.torch import load_file
+    raw, kept = (load_file(data_dir / "ema-full" / f) for f in ("run/checkpoint-120/model.safetensors", "model/model.safetensors"))
+    averaged = {k[len("extra.ema."):]: v for k, v in load_file(data_dir / "ema-full/run/checkpoint-120/optimizer.safetensors").items()
+                if k.startswith("extra.ema.") and k != "extra.ema.n_averaged"}
+    assert averaged.keys() == raw.keys() and not all(torch.equal(raw[k], averaged[k]) for k in raw)
+    assert not all(torch.equal(raw[k], kept[k]) for k in raw)
 
 
 def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(data_dir):
