@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .io import atomic_open
-from .replay import Replay, fresh_check, fresh_pairs
+from .replay import GATE_STREAM, Replay, fresh_check, fresh_pairs
 from .setup import Setup
 from .splits import evaluate
 
@@ -57,8 +57,7 @@ def gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
     if not t.stop_gate:
         return True
     c = run.model.config
-    # Another stream than the evaluations.
-    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed + 1, step, c.base, t.carry_share)
+    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed, step, c.base, t.carry_share, GATE_STREAM)
     wrong = fresh_wrong(run, pairs)
     log(f"step {step}: stopping gate, {len(wrong)} wrong of {t.stop_gate:,} fresh problems"
         + ("" if len(wrong) else "; stopping"))

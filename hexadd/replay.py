@@ -13,8 +13,12 @@ from .certify import head1_correct
 from .encoding import encode_pairs, int64_digits
 from .numbers import num_digits
 
-FRESH_STREAM = 2**40  # seeds of the trainer's fresh samples, far from certification's
-TRAIN_STREAM = 2**41  # seeds of the carry-run rows in training batches, apart from the samples that check them
+# Seeds of the trainer's samples: seed * 1_000_003 + step in a stream of its own. torch seeds its CPU
+# generator with a seed's low 32 bits only, so the streams sit 2^30 apart within them, away from
+# certification's seed * 1_000_003 + chunk (for seeds below a thousand).
+FRESH_STREAM = 1 << 30  # the fresh checks at each evaluation
+GATE_STREAM = 2 << 30   # the stopping gate
+TRAIN_STREAM = 3 << 30  # the carry-run rows of training batches
 
 
 class Replay:
@@ -40,7 +44,7 @@ def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int, base: int = 16, 
                 stream: int = FRESH_STREAM) -> torch.Tensor:
     """(n, 2) operand pairs, uniform over [lo, hi]^2, except that the first `carry_share` of them have a
     carry run (carry_runs)."""
-    g = torch.Generator().manual_seed(stream + seed * 1_000_003 + step)
+    g = torch.Generator().manual_seed((stream + seed * 1_000_003 + step) % 2**32)
     pairs = torch.randint(lo, hi + 1, (n, 2), generator=g, dtype=torch.long)
     k = round(carry_share * n)
     if k:

@@ -89,6 +89,19 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
     assert runs_m > 0.95 and 0.2 < carried_m / runs_m < 0.6
 
 
+def test_sample_streams_are_apart_from_each_other_and_from_the_certificate():
+    """torch seeds its generator with a seed's low 32 bits only: streams far apart above them would draw the same."""
+    from hexadd.certify import operand_chunks
+    from hexadd.replay import FRESH_STREAM, GATE_STREAM, TRAIN_STREAM, fresh_pairs
+
+    for seed, step in ((0, 0), (2, 100)):
+        samples = [fresh_pairs(0, 9999, 512, seed, step, 16, 0.0, s) for s in (FRESH_STREAM, GATE_STREAM, TRAIN_STREAM)]
+        a, b = next(operand_chunks(0, 9999, 512 * (step + 1), seed, 512))  # its chunk 0
+        sets = [set(map(tuple, p.tolist())) for p in samples] + [set(zip(a.tolist(), b.tolist()))]
+        assert all(len(sets[i] & sets[j]) == 0 for i in range(4) for j in range(i + 1, 4))
+        assert not any(torch.equal(samples[0][:, 0], x) for x in (samples[1][:, 0], samples[2][:, 0], a))
+
+
 def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_path, torch_threads):
     """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs:
     fixed by (seed, step), new at every step, and apart from the fresh sample that checks the model."""
