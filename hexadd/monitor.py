@@ -27,7 +27,8 @@ def evaluation(run: Setup, replay: Replay, step: int, t, reduce, out, train_time
     # Below 99% on the held-out file its own errors say enough, and the fresh check would cost a third of the run.
     if t.fresh_eval and ev["accuracy"] >= FRESH_FROM:
         c = run.model.config
-        pairs = fresh_pairs(c.min_operand, c.max_operand, t.fresh_eval, t.seed, step, c.base, t.carry_share)
+        pairs = fresh_pairs(c.min_operand, c.max_operand, t.fresh_eval, t.seed, step, c.base, t.carry_share,
+                            sum_share=t.sum_share)
         wrong = fresh_wrong(run, pairs)
         if t.replay > 0:
             replay.add(wrong)
@@ -57,7 +58,8 @@ def gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
     if not t.stop_gate:
         return True
     c = run.model.config
-    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed, step, c.base, t.carry_share, GATE_STREAM)
+    pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed, step, c.base, t.carry_share, GATE_STREAM,
+                        t.sum_share)
     wrong = fresh_wrong(run, pairs)
     log(f"step {step}: stopping gate, {len(wrong)} wrong of {t.stop_gate:,} fresh problems"
         + ("" if len(wrong) else "; stopping"))

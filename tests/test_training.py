@@ -89,6 +89,31 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
     assert runs_m > 0.95 and 0.2 < carried_m / runs_m < 0.6
 
 
+@pytest.mark.parametrize("base, lo, hi", [(16, 0, 9999), (10, 0, 9999), (16, 1000, 65535)])
+def test_sum_share_of_fresh_problems_has_every_digit_sum_equally_often(base, lo, hi):
+    """Below both leading digits every column sum 0..2(base - 1) comes up about equally often, where uniform
+    digits make the extremes (F+F) 16 times rarer than a middle sum; lengths and range stay, the rest as it was."""
+    from hexadd.encoding import int64_digits
+    from hexadd.replay import fresh_pairs
+
+    n = 40_000
+    uniform = fresh_pairs(lo, hi, n, seed=3, step=7, base=base, carry_share=0.25)
+    mixed = fresh_pairs(lo, hi, n, seed=3, step=7, base=base, carry_share=0.25, sum_share=0.5)
+    assert torch.equal(mixed[:n // 4], uniform[:n // 4]) and torch.equal(mixed[3 * n // 4:], uniform[3 * n // 4:])
+    assert mixed.min() >= lo and mixed.max() <= hi
+    part = mixed[n // 4:3 * n // 4]
+    width = 5
+    (da, la), (db, lb) = int64_digits(part[:, 0], base, width), int64_digits(part[:, 1], base, width)
+    old = uniform[n // 4:3 * n // 4]
+    assert torch.equal(la, int64_digits(old[:, 0], base, width)[1]) and torch.equal(lb, int64_digits(old[:, 1], base, width)[1])
+    lsd = (da + db)[:, 0][torch.minimum(la, lb) > 1]                    # redrawn columns only
+    counts = torch.bincount(lsd, minlength=2 * base - 1).float()
+    assert len(lsd) > 0.9 * len(part) and counts.min() > 0.8 * counts.mean() and counts.max() < 1.2 * counts.mean()
+    ua, ub = int64_digits(old[:, 0], base, width)[0], int64_digits(old[:, 1], base, width)[0]
+    before = torch.bincount((ua + ub)[:, 0][torch.minimum(la, lb) > 1], minlength=2 * base - 1).float()
+    assert before[-1] < 0.2 * before.mean()  # the same columns drawn uniformly: F+F is rare
+
+
 def test_sample_streams_are_apart_from_each_other_and_from_the_certificate():
     """torch seeds its generator with a seed's low 32 bits only: streams far apart above them would draw the same."""
     from hexadd.certify import operand_chunks
