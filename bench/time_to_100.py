@@ -48,6 +48,7 @@ def main():
                  "wall_to_stop_s": metrics[-1]["time"] - launched, "train_time_s": metrics[-1]["train_time_s"],
                  "samples_per_s": metrics[-1]["samples_per_s"],
                  "wall_to_first_100_held_out_s": first["time"] - launched if first else None,
+                 "gates": [line.strip() for line in out.splitlines() if "stopping gate" in line],
                  "process_wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
             t1 = time.perf_counter()
             cert = subprocess.run([sys.executable, "inference.py", "--model", str(model_dir), "--certify", str(args.certify),
