@@ -149,7 +149,7 @@ class TrainingConfig:
     eval_interval: int = 100
     fresh_eval: int = 10_000
     carry_share: float = 0.5
-    sum_share: float = 0.0
+    sum_share: float = 0.3
     carry_rows: float = 0.0
     replay: float = 0.1
     ema: float = 0.995

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Where a nearly exact model's errors hide: wrong problems, and problems right by a thin margin, among N
+problems of each kind the trainer can draw: uniform over the range (the certificate's own sample for
+`--seed`), built around carry runs (`training.carry_share`) and with uniform column sums
+(`training.sum_share`). The margin of a problem is its smallest gap, over the answer's tokens, between head
+1's logit for the right token and the highest other one (below 0: wrong, teacher forced = greedy decoding).
+A family whose errors are too rare for N problems to show often shows in its thin margins."""
+import argparse
+import os
+
+from common import ROOT, save
+
+THRESHOLDS = (0, 1, 2, 3, 4)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default=str(ROOT / "model"))
+    p.add_argument("--problems", type=int, default=100_000, help="of each kind")
+    p.add_argument("--seed", type=int, default=0, help="the uniform sample is the certificate's for this seed")
+    p.add_argument("--name", default="sample_families", help="results file name under bench/results/")
+    args = p.parse_args()
+    import torch
+    from transformers.utils import logging
+    logging.disable_progress_bar()
+    from hexadd.certify import answer_start, operand_chunks
+    from hexadd.encoding import ProblemEncoder, encode_pairs
+    from hexadd.loading import load_model
+    from hexadd.replay import fresh_pairs
+
+    torch.set_num_threads(os.cpu_count())
+    model, tok = load_model(args.model)
+    model.eval()
+    c = model.config
+    encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
+
+    @torch.inference_mode()
+    def margins(pairs):
+        enc = encode_pairs(tok, encoder, pairs[:, 0], pairs[:, 1], c.base, c.reverse)
+        ids, mask, labels = enc.input_ids[:, :-1], enc.attention_mask[:, :-1], enc.labels[:, 1:]
+        start = int(answer_start(labels).min())
+        logits, labels = model.head1_logits_from(ids, mask, start).float(), labels[:, start:]
+        target = labels.clamp(min=0)[..., None]
+        gap = logits.gather(-1, target)[..., 0] - logits.scatter(-1, target, float("-inf")).max(-1).values
+        return torch.where(labels != -100, gap, torch.inf).min(dim=1).values
+
+    lo, hi = c.min_operand, c.max_operand
+    uniform = torch.cat([torch.stack([a, b], 1) for a, b in operand_chunks(lo, hi, args.problems, args.seed, 4096)])
+    kinds = {"uniform": uniform,
+             "carry_runs": fresh_pairs(lo, hi, args.problems, args.seed, 0, c.base, carry_share=1.0),
+             "column_sums": fresh_pairs(lo, hi, args.problems, args.seed, 0, c.base, sum_share=1.0)}
+    result = {"model": args.model, "problems": args.problems, "seed": args.seed, "kinds": {}}
+    for kind, pairs in kinds.items():
+        m = torch.cat([margins(pairs[i:i + 4096]) for i in range(0, len(pairs), 4096)])
+        below = {f"margin_below_{t}": int((m < t).sum()) for t in THRESHOLDS}
+        thinnest = [f"{int(pairs[i, 0])}+{int(pairs[i, 1])} ({float(m[i]):.2f})" for i in torch.argsort(m)[:8]]
+        result["kinds"][kind] = {"wrong": below["margin_below_0"], **below, "thinnest": thinnest}
+        print(f"{kind}: {below['margin_below_0']} wrong of {len(pairs):,}; margin below "
+              + ", ".join(f"{t}: {below[f'margin_below_{t}']}" for t in THRESHOLDS[1:]) + f"; thinnest {thinnest[:3]}")
+    save(args.name, result)
+
+
+if __name__ == "__main__":
+    main()
