@@ -72,7 +72,7 @@ def uniform_sums(pairs: torch.Tensor, lo: int, hi: int, base: int, g: torch.Gene
     out, todo = pairs.clone(), torch.ones(n, dtype=torch.bool)
     for _ in range(tries):
         s = torch.randint(0, 2 * base - 1, da.shape, generator=g)
-        first = (s - (base - 1)).clamp(min=0)                                     # a's digits that leave b one: first..min(s, base - 1)
+        first = (s - (base - 1)).clamp(min=0)                                     # a's digit: first..min(s, base - 1)
         a_digit = first + (torch.rand(da.shape, generator=g) * (s.clamp(max=base - 1) - first + 1)).long()
         a = (torch.where(below, a_digit, da) * powers).sum(dim=1)
         b = (torch.where(below, s - a_digit, db) * powers).sum(dim=1)
