@@ -55,12 +55,27 @@ def operand_chunks(lo: int, hi: int, n: int | None, seed: int, chunk: int, rank:
 
 
 @torch.inference_mode()
-def head1_guess(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head 1's argmax after each token (teacher forced) and the targets there (-100 outside the answer): from
-    the first position where any row has a target, (N, W) each."""
+def head1_logits(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head 1's logits after each token (teacher forced) and the targets there (-100 outside the answer): from
+    the first position where any row has a target, (N, W, V) and (N, W)."""
     ids, mask, labels = enc.input_ids[:, :-1], enc.attention_mask[:, :-1], enc.labels[:, 1:]
     start = int(answer_start(labels).min())
-    return model.head1_logits_from(ids, mask, start).argmax(-1), labels[:, start:]
+    return model.head1_logits_from(ids, mask, start), labels[:, start:]
+
+
+def head1_guess(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head 1's argmax after each token (teacher forced) and the targets there, as head1_logits."""
+    logits, labels = head1_logits(model, enc)
+    return logits.argmax(-1), labels
+
+
+def answer_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N,) each row's smallest lead, over its answer tokens, of the right token's logit over the highest other
+    one: below 0 the row is wrong, and a thin lead marks a family whose errors are too rare to sample."""
+    logits = logits.float()
+    target = labels.clamp(min=0)[..., None]
+    lead = logits.gather(-1, target)[..., 0] - logits.scatter(-1, target, float("-inf")).max(-1).values
+    return torch.where(labels != -100, lead, torch.inf).min(dim=1).values
 
 
 def answer_start(labels: torch.Tensor) -> torch.Tensor:
@@ -68,11 +83,11 @@ def answer_start(labels: torch.Tensor) -> torch.Tensor:
     return (labels != -100).int().argmax(dim=1)
 
 
-def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
-    """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced), `rows` at a
-    time (default: CPU_ROWS on a CPU, all at once elsewhere). Passes take rows of equal answer start together,
-    shortest first, each pass only as wide as its longest row: padding after a row's end cannot change it
-    (causal attention). Rows must be padded on the right, as every encoder here pads them."""
+def _passes(model, enc: Encoded, rows: int | None):
+    """(row indices, their Encoded) `rows` at a time (default: CPU_ROWS on a CPU, all at once elsewhere).
+    Rows of equal answer start go together, shortest first, each pass only as wide as its longest row:
+    padding after a row's end cannot change it (causal attention). Rows must be padded on the right, as
+    every encoder here pads them."""
     n = len(enc.input_ids)
     if rows is None:
         rows = CPU_ROWS if next(model.parameters()).device.type == "cpu" else n
@@ -81,14 +96,28 @@ def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
         order = torch.argsort(answer_start(enc.labels[:, 1:]) * (enc.input_ids.shape[1] + 1) + lengths, stable=True)
     else:
         order = torch.arange(n, device=lengths.device)
-    ok = torch.empty(n, dtype=torch.bool, device=lengths.device)
     for i in range(0, n, rows):
         idx = order[i:i + rows]
         width = int(lengths[idx].max())
-        guess, labels = head1_guess(model, Encoded(enc.input_ids[idx, :width], enc.attention_mask[idx, :width],
-                                                   enc.labels[idx, :width]))
+        yield idx, Encoded(enc.input_ids[idx, :width], enc.attention_mask[idx, :width], enc.labels[idx, :width])
+
+
+def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
+    """(N,) bool: head 1's argmax is the answer token at every answer position (teacher forced), `rows` at a
+    time (see _passes)."""
+    ok = torch.empty(len(enc.input_ids), dtype=torch.bool, device=enc.input_ids.device)
+    for idx, part in _passes(model, enc, rows):
+        guess, labels = head1_guess(model, part)
         ok[idx] = ((guess == labels) | (labels == -100)).all(dim=1)
     return ok
+
+
+def head1_margin(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
+    """(N,) each problem's answer_margin (teacher forced), `rows` at a time (see _passes)."""
+    margin = torch.empty(len(enc.input_ids), device=enc.input_ids.device)
+    for idx, part in _passes(model, enc, rows):
+        margin[idx] = answer_margin(*head1_logits(model, part))
+    return margin
 
 
 def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,

@@ -150,6 +150,7 @@ class TrainingConfig:
     fresh_eval: int = 10_000
     carry_share: float = 0.5
     sum_share: float = 0.3
+    margin: float = 0.0
     carry_rows: float = 0.0
     replay: float = 0.1
     ema: float = 0.995
@@ -176,6 +177,8 @@ class TrainingConfig:
             raise ConfigError(f"{at}.carry_share: must be in [0, 1], got {self.carry_share}")
         if not 0 <= self.sum_share <= 1 - self.carry_share:
             raise ConfigError(f"{at}.sum_share: must be in [0, 1 - carry_share], got {self.sum_share}")
+        if not 0 <= self.margin < float("inf"):
+            raise ConfigError(f"{at}.margin: must be a finite number >= 0 (0: right is enough), got {self.margin}")
         if not 0 <= self.replay < 1:
             raise ConfigError(f"{at}.replay: must be in [0, 1), got {self.replay}")
         if not 0 <= self.ema < 1:

@@ -9,7 +9,7 @@ import contextlib
 
 import torch
 
-from .certify import head1_correct
+from .certify import head1_margin
 from .encoding import encode_pairs, int64_digits
 from .numbers import num_digits
 
@@ -116,19 +116,19 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
 
 
 @torch.no_grad()
-def fresh_check(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
-    """The pairs (of `pairs`) that greedy decoding would get wrong."""
+def fresh_margins(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
+    """(N,) on the CPU: each pair's answer margin under greedy decoding (certify.answer_margin; <= 0: wrong)."""
     c = model.config
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    wrong = []
+    margins = [torch.empty(0)]
     try:
         for i in range(0, len(pairs), batch_size):
             chunk = pairs[i:i + batch_size].to(device)
             with autocast or contextlib.nullcontext():
-                ok = head1_correct(model, encode_pairs(tok, encoder, chunk[:, 0], chunk[:, 1], c.base, c.reverse))
-            wrong.append(chunk[~ok].cpu())
+                enc = encode_pairs(tok, encoder, chunk[:, 0], chunk[:, 1], c.base, c.reverse)
+                margins.append(head1_margin(model, enc).cpu())
     finally:
         model.train(was_training)
-    return torch.cat(wrong) if wrong else torch.empty(0, 2, dtype=torch.long)
+    return torch.cat(margins)

@@ -8,7 +8,7 @@ import torch
 
 from conftest import assert_one_line_error, run_main, run_script
 from hexadd.certificate import upper_bound_95
-from hexadd.certify import certify, head1_correct, operand_chunks
+from hexadd.certify import answer_margin, certify, head1_correct, head1_margin, operand_chunks
 from hexadd.decoding import decode
 from hexadd.encoding import ProblemEncoder, carry_chain, operand_digits
 from hexadd.loading import load_model
@@ -172,12 +172,24 @@ def test_teacher_forced_check_is_greedy_decoding(tiny_run):
     assert ok.tolist() == [d.value == d.a + d.b for d in decoded]
     assert 0 < int((~ok).sum()) < 1000  # some right, some wrong: both kinds of row are compared
     assert head1_correct(model, encoder(a, b), rows=7).tolist() == ok.tolist()  # passes of 7 rows, last one short
+    margin = head1_margin(model, encoder(a, b), rows=7)
+    assert (margin > 0).tolist() == ok.tolist()  # a positive margin is a right answer, in the same rows' order
+    assert 0 < int(((margin > 0) & (margin < 1)).sum()) and torch.isfinite(margin).all()
     # Passes of 256 rows, shortest first, each as wide as its longest row: the same verdicts, in the rows' order.
     short = torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:1000]
     a[short], b[short] = a[short] % 10, b[short] % 10
     enc = encoder(a, b)
     assert enc.attention_mask.sum(1).min() < enc.input_ids.shape[1]  # some rows end early: passes get narrower
     assert head1_correct(model, enc, rows=256).tolist() == head1_correct(model, enc, rows=3000).tolist()
+
+
+def test_answer_margin_is_the_right_tokens_smallest_lead_over_the_answer():
+    """Two rows of three positions, vocabulary of four; -100 marks a position outside the answer."""
+    logits = torch.tensor([[[0., 5., 1., 2.], [9., 0., 0., 0.], [0., 0., 3., 2.5]],
+                           [[1., 1., 4., 0.], [0., 2., 1., 0.], [7., 0., 0., 0.]]])
+    labels = torch.tensor([[-100, 0, 2], [2, 3, -100]])
+    # Row 0: leads 9 - 0 and 3 - 2.5 (position 0 is not in the answer); row 1: 4 - 1, then 0 - 2 (wrong).
+    assert answer_margin(logits, labels).tolist() == [0.5, -2.0]
 
 
 def test_certify_command_line(tiny_run, tmp_path):

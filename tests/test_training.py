@@ -127,6 +127,32 @@ def test_sample_streams_are_apart_from_each_other_and_from_the_certificate():
         assert not any(torch.equal(samples[0][:, 0], x) for x in (samples[1][:, 0], samples[2][:, 0], a))
 
 
+@pytest.mark.parametrize("margin,missed,wrong", [(1.0, [1, 2, 3], 2), (0.0, [2, 3], 2), (3.0, [0, 1, 2, 3], 2)])
+def test_gate_misses_problems_answered_by_a_thin_margin(monkeypatch, margin, missed, wrong):
+    """The gate stops only when no fresh problem is wrong or right by less than `margin` logits; its misses
+    (the thin ones too) join the replay, and its line counts wrong and thin apart. A tie counts as wrong."""
+    import types
+
+    import hexadd.monitor as monitor
+    from hexadd.replay import Replay
+
+    leads = torch.tensor([2.0, 0.5, -1.0, 0.0])
+    seen = []
+    monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, pairs, autocast=None: seen.append(pairs) or leads)
+    run = types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(min_operand=0, max_operand=99, base=10)),
+                                tok=None, encoder=None, autocast=lambda: None,
+                                accelerator=types.SimpleNamespace(process_index=0, num_processes=1))
+    t = types.SimpleNamespace(stop_gate=4, seed=0, carry_share=0.0, sum_share=0.0, margin=margin, replay=0.1)
+    replay, lines = Replay(), []
+    assert monitor.gate(run, replay, 100, t, lines.append) is False
+    assert replay.pairs.tolist() == seen[0][missed].tolist()
+    thin = f" and {len(missed) - wrong} right by under {margin:g} logits" if margin else ""
+    assert lines == [f"step 100: stopping gate, {wrong} wrong{thin} of 4 fresh problems"]
+    leads = torch.tensor([2.0, 3.5, 1.0, 4.0])
+    assert monitor.gate(run, replay, 200, t, lines.append) is (margin <= 1.0)
+    assert lines[-1].endswith("; stopping") is (margin <= 1.0)
+
+
 def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_path, torch_threads):
     """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs:
     fixed by (seed, step), new at every step, and apart from the fresh sample that checks the model."""
