@@ -59,13 +59,19 @@ def main():
             runs.append(r)
             print(f"seed {seed}: stopped by {stopped} at step {r['steps']}, {r['wall_to_stop_s']:.0f}s after launch "
                   f"({r['train_time_s']:.0f}s of optimizer steps), peak RSS {r['peak_rss_mb']:.0f} MB; certificate "
-                  f"{c.get('wrong')} wrong of {c.get('n'):,} ({r['certify_wall_s']:.0f}s)", flush=True)
-    median = statistics.median(r["wall_to_stop_s"] for r in runs)
-    exact = sum(r["certificate"]["wrong"] == 0 for r in runs)
-    print(f"median {median:.0f}s from launch to stop; {exact}/{len(runs)} saved models certify 0 wrong in "
-          f"{args.certify:,} problems")
-    save(args.name, {"runs": runs, "median_wall_to_stop_s": median, "certified_exact": exact,
-                     "certify_problems": args.certify, "overrides": args.overrides})
+                  f"{c.get('wrong')} wrong of {c.get('n') or 0:,} ({r['certify_wall_s']:.0f}s)", flush=True)
+            # Written after every seed: a run cut short keeps the seeds it finished.
+            summary = _summary(runs, args, complete=len(runs) == len(args.seeds))
+    print(f"median {summary['median_wall_to_stop_s']:.0f}s from launch to stop; {summary['certified_exact']}/{len(runs)} "
+          f"saved models certify 0 wrong in {args.certify:,} problems")
+
+
+def _summary(runs, args, complete):
+    result = {"runs": runs, "median_wall_to_stop_s": statistics.median(r["wall_to_stop_s"] for r in runs),
+              "certified_exact": sum(r["certificate"]["wrong"] == 0 for r in runs),
+              "certify_problems": args.certify, "overrides": args.overrides, "complete": complete}
+    save(args.name, result)
+    return result
 
 
 if __name__ == "__main__":

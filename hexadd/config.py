@@ -152,6 +152,7 @@ class TrainingConfig:
     sum_share: float = 0.3
     margin: float = 0.0
     carry_rows: float = 0.0
+    sum_rows: float = 0.0
     replay: float = 0.1
     ema: float = 0.995
     stop_clean_evals: int = 3
@@ -186,6 +187,9 @@ class TrainingConfig:
         if not 0 <= self.carry_rows < 1 or self.replay + self.carry_rows >= 1:
             raise ConfigError(f"{at}.carry_rows: must be in [0, 1) and leave training rows beside replay "
                               f"(replay + carry_rows < 1), got {self.carry_rows}")
+        if not 0 <= self.sum_rows < 1 or self.replay + self.carry_rows + self.sum_rows >= 1:
+            raise ConfigError(f"{at}.sum_rows: must be in [0, 1) and leave training rows beside replay and carry_rows "
+                              f"(replay + carry_rows + sum_rows < 1), got {self.sum_rows}")
         from .devices import DEVICES, PRECISIONS
         if self.device.split(":", 1)[0] not in DEVICES:
             raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")

@@ -38,17 +38,20 @@ LOCK_FILE = ".trainer.lock"
 
 def batch_tensors(run: Setup, replay: Replay, step: int, t):
     """This process's rows of global batch `step`: training rows, then replayed errors when there are any,
-    then `carry_rows` of problems drawn anew around carry runs (replay.carry_runs)."""
+    then `carry_rows` of problems drawn anew around carry runs (replay.carry_runs) and `sum_rows` with uniform
+    column sums (replay.uniform_sums)."""
     idx = run.batches(step)
     split = run.train_split
     k_replay = round(t.replay * len(idx)) if len(replay) else 0
-    k_carry = round(t.carry_rows * len(idx))
-    idx = idx[:len(idx) - k_replay - k_carry].to(split.input_ids.device)
+    k_carry, k_sum = round(t.carry_rows * len(idx)), round(t.sum_rows * len(idx))
+    idx = idx[:len(idx) - k_replay - k_carry - k_sum].to(split.input_ids.device)
     ids, mask, labels = split.input_ids[idx], split.attention_mask[idx], split.labels[idx]
-    if k_replay or k_carry:
+    if k_replay or k_carry or k_sum:
         c = run.model.config
+        drawn = k_carry + k_sum
         pairs = torch.cat([replay.draw(k_replay, t.seed, step) if k_replay else torch.empty(0, 2, dtype=torch.long),
-                           fresh_pairs(c.min_operand, c.max_operand, k_carry, t.seed, step, c.base, 1.0, TRAIN_STREAM)])
+                           fresh_pairs(c.min_operand, c.max_operand, drawn, t.seed, step, c.base,
+                                       k_carry / max(drawn, 1), TRAIN_STREAM, k_sum / max(drawn, 1))])
         pairs = pairs.to(split.input_ids.device)
         enc = encode_pairs(run.tok, run.encoder, pairs[:, 0], pairs[:, 1], c.base, c.reverse)
         width = max(ids.shape[1], enc.input_ids.shape[1])

@@ -154,9 +154,9 @@ def test_gate_misses_problems_answered_by_a_thin_margin(monkeypatch, margin, mis
 
 
 def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_path, torch_threads):
-    """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs:
-    fixed by (seed, step), new at every step, and apart from the fresh sample that checks the model."""
-    from hexadd.replay import Replay, fresh_pairs
+    """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs
+    (and `sum_rows` with uniform column sums): fixed by (seed, step), new at every step, and apart from the fresh sample that checks the model."""
+    from hexadd.replay import TRAIN_STREAM, Replay, fresh_pairs
     from hexadd.setup import prepare
     from hexadd.training import batch_tensors
 
@@ -183,6 +183,12 @@ def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_
     assert not torch.equal(operands(*batch_tensors(run, replay, 6, t)[:2])[24:], carry)
     fresh = fresh_pairs(0, 99, 8, t.seed, 5, 10, carry_share=1.0)
     assert not torch.equal(fresh, carry)
+    # With `sum_rows` too: training rows, replay, carry runs, then column-sum rows from the training stream.
+    t.sum_rows = 0.25
+    mixed = operands(*batch_tensors(run, replay, 5, t)[:2])
+    drawn = fresh_pairs(0, 99, 16, t.seed, 5, 10, 0.5, TRAIN_STREAM, 0.5)
+    assert len(mixed) == 32 and (mixed[8:16] == torch.tensor([12, 34])).all()
+    assert torch.equal(mixed[16:], drawn)
 
 
 def test_unweighted_batches_are_an_epoch_permutation():
