@@ -47,7 +47,7 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("training.ema=1", r"training.ema: must be in \[0, 1\) \(0: off\)"),
     ("training.carry_rows=0.95", r"training.carry_rows: must be in \[0, 1\) and leave training rows beside replay"),
     ("training.sum_share=0.6", r"training.sum_share: must be in \[0, 1 - carry_share\], got 0.6"),
-    ("training.sum_rows=0.85", r"training.sum_rows: must be in \[0, 1\) and leave training rows beside replay and carry_rows"),
+    ("training.sum_rows=0.95", r"training.sum_rows: must be in \[0, 1\) and leave training rows beside replay and carry_rows"),
     ("training.margin=-1", r"training.margin: must be a finite number >= 0 \(0: right is enough\), got -1"),
     ("hub.push=true", "hub.repo_id"),
 ])
