@@ -23,7 +23,7 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.certify import answer_start, operand_chunks
+    from hexadd.certify import head1_margin, operand_chunks
     from hexadd.encoding import ProblemEncoder, encode_pairs
     from hexadd.loading import load_model
     from hexadd.replay import fresh_pairs
@@ -34,15 +34,8 @@ def main():
     c = model.config
     encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
 
-    @torch.inference_mode()
     def margins(pairs):
-        enc = encode_pairs(tok, encoder, pairs[:, 0], pairs[:, 1], c.base, c.reverse)
-        ids, mask, labels = enc.input_ids[:, :-1], enc.attention_mask[:, :-1], enc.labels[:, 1:]
-        start = int(answer_start(labels).min())
-        logits, labels = model.head1_logits_from(ids, mask, start).float(), labels[:, start:]
-        target = labels.clamp(min=0)[..., None]
-        gap = logits.gather(-1, target)[..., 0] - logits.scatter(-1, target, float("-inf")).max(-1).values
-        return torch.where(labels != -100, gap, torch.inf).min(dim=1).values
+        return head1_margin(model, encode_pairs(tok, encoder, pairs[:, 0], pairs[:, 1], c.base, c.reverse))
 
     lo, hi = c.min_operand, c.max_operand
     uniform = torch.cat([torch.stack([a, b], 1) for a, b in operand_chunks(lo, hi, args.problems, args.seed, 4096)])

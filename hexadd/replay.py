@@ -117,7 +117,8 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
 
 @torch.no_grad()
 def fresh_margins(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
-    """(N,) on the CPU: each pair's answer margin under greedy decoding (certify.answer_margin; <= 0: wrong)."""
+    """(N,) on the CPU: each pair's answer margin, teacher forced (certify.answer_margin; <= 0: greedy decoding
+    gets it wrong)."""
     c = model.config
     device = next(model.parameters()).device
     was_training = model.training
