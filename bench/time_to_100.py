@@ -2,7 +2,8 @@
 """Wall time from launching trainer.py with the default config until its own stopping rule stops it, for
 several seeds (median reported), each training process's peak memory, and then the certificate of the
 model it saved: exact match on a fresh seeded uniform sample of the whole operand range (default 10^6;
-its time is reported beside, not counted). Needs `make data tokenizer` first.
+its time is reported beside, not counted). Needs `make data tokenizer` first. The results file is written
+after every seed (`complete` false until the last), so a run stopped early keeps the seeds it finished.
 
 Clocks: `wall_to_stop_s` runs from launching trainer.py to the end of the evaluation that stopped it
 (imports, data loading, evaluations and checkpoints included); `train_time_s` counts optimizer steps
