@@ -48,7 +48,7 @@ def fresh_misses(run: Setup, pairs: torch.Tensor, margin: float) -> tuple[torch.
     of them are wrong (a tie counts as wrong). Each process checks every world-th pair; all get the whole list.
 
     Why a margin: a nearly exact model's last errors are one problem in 10^6 or fewer, which a gate of 10^5
-    rarely draws; the problems of the same families that it gets right by a thin lead are 10-30 times as
+    rarely draws; the problems of the same families that it gets right by a thin lead are two to nine times as
     common (bench/sample_families.py), so missing those keeps them in the replay and the run going."""
     acc = run.accelerator
     mine = pairs[acc.process_index::acc.num_processes]

@@ -155,7 +155,8 @@ def test_gate_misses_problems_answered_by_a_thin_margin(monkeypatch, margin, mis
 
 def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_path, torch_threads):
     """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs
-    (and `sum_rows` with uniform column sums): fixed by (seed, step), new at every step, and apart from the fresh sample that checks the model."""
+    (and `sum_rows` with uniform column sums): fixed by (seed, step), new at every step, and apart from the
+    fresh sample that checks the model."""
     from hexadd.replay import TRAIN_STREAM, Replay, fresh_pairs
     from hexadd.setup import prepare
     from hexadd.training import batch_tensors
