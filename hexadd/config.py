@@ -154,9 +154,11 @@ class TrainingConfig:
     carry_rows: float = 0.0
     sum_rows: float = 0.0
     replay: float = 0.1
+    replay_until_right: bool = False
     ema: float = 0.995
     stop_clean_evals: int = 3
     stop_gate: int = 100_000
+    stop_search: int = 0
     certify: int = 100_000
     checkpoint_interval: int = 500
     early_stop: bool = True
@@ -198,7 +200,7 @@ class TrainingConfig:
         from .tracking import TRACKERS
         if self.log_with not in TRACKERS:
             raise ConfigError(f"{at}.log_with: must be one of {', '.join(TRACKERS)}, got {self.log_with!r}")
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "certify"):
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "stop_search", "certify"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
         if (self.max_steps is None) == (self.epochs is None):

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from .io import atomic_open
-from .replay import GATE_STREAM, Replay, fresh_margins, fresh_pairs
+from .replay import GATE_STREAM, SEARCH_STREAM, Replay, fresh_margins, fresh_pairs
+from .search import POPULATION, search
 from .setup import Setup
 from .splits import evaluate
 
@@ -30,6 +31,11 @@ def evaluation(run: Setup, replay: Replay, step: int, t, reduce, out, train_time
         pairs = fresh_pairs(c.min_operand, c.max_operand, t.fresh_eval, t.seed, step, c.base, t.carry_share,
                             sum_share=t.sum_share)
         missed, wrong = fresh_misses(run, pairs, t.margin)
+        if t.replay_until_right and len(replay):
+            # Problems long since learnt would dilute the ones still missed (the gate's finds above all).
+            kept, _ = fresh_misses(run, replay.pairs, t.margin)
+            record["replay_learnt"] = len(replay) - len(kept)
+            replay.pairs = kept
         if t.replay > 0:
             replay.add(missed)
         record.update(fresh_errors=wrong, fresh_thin=len(missed) - wrong, fresh_total=t.fresh_eval,
@@ -43,36 +49,60 @@ def is_clean(record: dict, t) -> bool:
                                       or not t.fresh_eval)
 
 
-def fresh_misses(run: Setup, pairs: torch.Tensor, margin: float) -> tuple[torch.Tensor, int]:
+def all_margins(run: Setup, pairs: torch.Tensor) -> torch.Tensor:
+    """(N,) margins of `pairs` (replay.fresh_margins), each process checking every world-th pair; every process
+    gets all of them, in order, so decisions made from them agree across processes."""
+    acc = run.accelerator
+    mine = pairs[acc.process_index::acc.num_processes]
+    m = fresh_margins(run.model, run.tok, run.encoder, mine, autocast=run.autocast())
+    if acc.num_processes == 1:
+        return m
+    from accelerate.utils import gather_object
+    out = torch.empty(len(pairs))
+    for rank, part in enumerate(gather_object([m.tolist()])):
+        out[rank::acc.num_processes] = torch.tensor(part)
+    return out
+
+
+def misses(pairs: torch.Tensor, m: torch.Tensor, margin: float) -> tuple[torch.Tensor, int]:
     """The pairs the model gets wrong or right by less than `margin` logits at some answer token, and how many
-    of them are wrong (a tie counts as wrong). Each process checks every world-th pair; all get the whole list.
+    of them are wrong (a tie counts as wrong).
 
     Why a margin: a nearly exact model's last errors are one problem in 10^6 or fewer, which a gate of 10^5
     rarely draws; the problems of the same families that it gets right by a thin lead are two to nine times as
     common (bench/sample_families.py), so missing those keeps them in the replay and the run going."""
-    acc = run.accelerator
-    mine = pairs[acc.process_index::acc.num_processes]
-    m = fresh_margins(run.model, run.tok, run.encoder, mine, autocast=run.autocast())
     miss = (m <= 0) | (m < margin)
-    rows = torch.cat([mine[miss], (m[miss] <= 0).long()[:, None]], dim=1)   # (k, 3): a, b, wrong
-    if acc.num_processes > 1:
-        from accelerate.utils import gather_object
-        rows = torch.tensor(gather_object(rows.tolist()), dtype=torch.long).view(-1, 3)
-    return rows[:, :2], int(rows[:, 2].sum())
+    return pairs[miss], int((m <= 0).sum())
+
+
+def fresh_misses(run: Setup, pairs: torch.Tensor, margin: float) -> tuple[torch.Tensor, int]:
+    """misses() of `pairs`, checked across all processes."""
+    return misses(pairs, all_margins(run, pairs), margin)
 
 
 def gate(run: Setup, replay: Replay, step: int, t, log) -> bool:
-    """The last check before stopping: a fresh sample of stop_gate problems with no miss (fresh_misses). Its
-    misses are replayed."""
+    """The last check before stopping: a fresh sample of stop_gate problems with no miss (misses()), then, if
+    stop_search is set, a search for wrong problems among the neighbours of the sample's thinnest (search.py)
+    that finds no miss either. Its misses are replayed."""
     if not t.stop_gate:
         return True
     c = run.model.config
     pairs = fresh_pairs(c.min_operand, c.max_operand, t.stop_gate, t.seed, step, c.base, t.carry_share, GATE_STREAM,
                         t.sum_share)
-    missed, wrong = fresh_misses(run, pairs, t.margin)
+    m = all_margins(run, pairs)
+    missed, wrong = misses(pairs, m, t.margin)
     thin = f" and {len(missed) - wrong} right by under {t.margin:g} logits" if t.margin else ""
-    log(f"step {step}: stopping gate, {wrong} wrong{thin} of {t.stop_gate:,} fresh problems"
-        + ("" if len(missed) else "; stopping"))
+    line = f"step {step}: stopping gate, {wrong} wrong{thin} of {t.stop_gate:,} fresh problems"
+    if not len(missed) and t.stop_search:
+        g = torch.Generator().manual_seed((SEARCH_STREAM + t.seed * 1_000_003 + step) % 2**32)
+        found, found_m = search(lambda p: all_margins(run, p), pairs, m, t.stop_search, c.min_operand,
+                                c.max_operand, c.base, g)
+        missed, wrong = misses(found, found_m, t.margin)
+        thin = f" and {len(missed) - wrong} right by under {t.margin:g} logits" if t.margin else ""
+        lead = f"; thinnest lead {found_m.min():.2f}" if len(found) else ""
+        line += (f"; its error search ({t.stop_search} rounds from the {POPULATION} thinnest) found {wrong} wrong"
+                 f"{thin} of {len(found):,} neighbours{lead}")
+    log(line + ("" if len(missed) else "; stopping"))
     if len(missed) and t.replay > 0:
         replay.add(missed)
     return len(missed) == 0
