@@ -49,6 +49,8 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("training.sum_share=0.6", r"training.sum_share: must be in \[0, 1 - carry_share\], got 0.6"),
     ("training.sum_rows=0.95", r"training.sum_rows: must be in \[0, 1\) and leave training rows beside replay and carry_rows"),
     ("training.margin=-1", r"training.margin: must be a finite number >= 0 \(0: right is enough\), got -1"),
+    ("training.stop_search=-2", "training.stop_search: must be >= 0, got -2"),
+    ("training.replay_until_right=maybe", "training.replay_until_right"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):
