@@ -30,6 +30,9 @@ def main():
                    help="exact match on N problems sampled uniformly from the whole trained range "
                         "(default 1,000,000), or on every one of them with 'all'")
     p.add_argument("--seed", type=int, default=0, help="seed of the --certify sample (default 0)")
+    p.add_argument("--search", type=int, default=10, metavar="ROUNDS",
+                   help="after --certify, rounds of a search for wrong problems near the thinnest it checked "
+                        "(default 10, about 25,000 problems; 0: none)")
     p.add_argument("--eval-dir", help="where --eval and --certify write their results "
                                       "(default: the model folder; for a Hub model, the current folder)")
     p.add_argument("--model", help="local model folder or Hub repo id user/name (default: output.model_dir of the config)")
@@ -51,6 +54,8 @@ def main():
     samples = _certify_count(args.certify)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    if args.search < 0:
+        raise ConfigError(f"--search: must be >= 0 rounds, got {args.search}")
     pairs = []
     for text in args.problems:  # all command-line problems are checked before the model loads
         try:
@@ -142,7 +147,7 @@ def main():
         from hexadd.certificate import WRONG_FILE, report, save
         from hexadd.certify import certify
         cert = certify(model, tok, samples, seed=args.seed, batch_size=max(args.batch_size, 4096),
-                       wrong_path=out / WRONG_FILE)
+                       wrong_path=out / WRONG_FILE, search_rounds=args.search)
         print(report(cert))
         print(f"wrote {save(cert, out)} and {out / WRONG_FILE}")
     if bad_lines:

@@ -55,7 +55,8 @@ def main():
             cert = subprocess.run([sys.executable, "inference.py", "--model", str(model_dir), "--certify", str(args.certify),
                                    "--seed", "0"], cwd=ROOT, capture_output=True, text=True)
             c = json.loads((model_dir / "certificate.json").read_text()) if cert.returncode == 0 else {}
-            r.update(certificate={k: c.get(k) for k in ("n", "wrong", "upper_95", "exhaustive", "seed", "problems_per_s")},
+            r.update(certificate={k: c.get(k) for k in ("n", "wrong", "upper_95", "exhaustive", "seed", "problems_per_s",
+                                                        "search")},
                      certificate_examples=c.get("examples", [])[:5], certify_wall_s=time.perf_counter() - t1)
             runs.append(r)
             print(f"seed {seed}: stopped by {stopped} at step {r['steps']}, {r['wall_to_stop_s']:.0f}s after launch "

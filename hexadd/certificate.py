@@ -51,6 +51,8 @@ class Certificate:
     by_length: dict = field(default_factory=dict)       # (digits a, digits b) -> [wrong, total]
     by_carry_chain: dict = field(default_factory=dict)  # longest carry chain -> [wrong, total]
     examples: list = field(default_factory=list)        # a few wrong problems, "a+b=answer (expected c)"
+    search: dict | None = None                          # what a search near the thinnest problems found
+    pool: tuple | None = field(default=None, repr=False)  # (pairs, margins) of the thinnest checked: its start
 
     @property
     def error_rate(self) -> float:
@@ -72,6 +74,9 @@ class Certificate:
 
     def to_json(self) -> dict:
         d = asdict(self)
+        del d["pool"]
+        if self.search is None:
+            del d["search"]
         d["by_length"] = [{"digits_a": a, "digits_b": b, "wrong": w, "total": t}
                           for (a, b), (w, t) in sorted(self.by_length.items())]
         d["by_carry_chain"] = [{"longest_carry_chain": c, "wrong": w, "total": t}
@@ -88,6 +93,8 @@ def merge(parts: list[Certificate]) -> Certificate:
         out.wrong += p.wrong
         out.seconds = max(out.seconds, p.seconds)
         out.examples = (out.examples + p.examples)[:10]
+        if p.pool is not None:  # the search starts from the thinnest of them all
+            out.pool = p.pool if out.pool is None else tuple(torch.cat([x, y]) for x, y in zip(out.pool, p.pool))
         for table, other in ((out.by_length, p.by_length), (out.by_carry_chain, p.by_carry_chain)):
             for k, (w, t) in other.items():
                 cell = table.setdefault(k, [0, 0])
@@ -105,6 +112,12 @@ def report(cert: Certificate) -> str:
         lines.append("  wrong by longest carry chain: " + ", ".join(
             f"{k}: {w:,}/{t:,}" for k, (w, t) in sorted(cert.by_carry_chain.items()) if w))
         lines.append("  e.g. " + "; ".join(cert.examples[:5]))
+    if cert.search is not None:
+        s = cert.search
+        found = (f"{s['wrong']:,} wrong, so the model is not exact: e.g. " + "; ".join(s["examples"][:3])
+                 if s["wrong"] else f"none wrong (thinnest lead {s['thinnest_margin']:.2f} logits)")
+        lines.append(f"  error search ({s['rounds']} rounds from the {s['from_thinnest']} thinnest checked, "
+                     f"{s['evaluated']:,} problems, {s['seconds']} s): {found}")
     return "\n".join(lines)
 
 
@@ -128,4 +141,6 @@ def summary(cert: Certificate) -> dict:
     """The certificate's headline numbers, as stored beside evaluations and in the model card."""
     return {"n": cert.n, "wrong": cert.wrong, "error_rate": cert.error_rate, "upper_95": cert.upper_95,
             "exhaustive": cert.exhaustive, "seed": cert.seed, "min_operand": cert.min_operand,
-            "max_operand": cert.max_operand, "device": cert.device, "seconds": round(cert.seconds, 1)}
+            "max_operand": cert.max_operand, "device": cert.device, "seconds": round(cert.seconds, 1),
+            **({"search_wrong": cert.search["wrong"], "search_evaluated": cert.search["evaluated"]}
+               if cert.search is not None else {})}

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from .certificate import WRONG_FILE, Certificate, merge, save
 from .encoding import INT64_MAX, Encoded, ProblemEncoder, carry_chain, encode_pairs, operand_digits
 from .io import atomic_open
+from .search import POPULATION, search
 
 DEFAULT_SAMPLES = 1_000_000
 DECODED_WRONG = 10_000  # wrong problems whose actual greedy answer goes into the wrong file
@@ -121,9 +122,11 @@ def head1_margin(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
 
 
 def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,
-            wrong_path: str | Path | None = None, rank: int = 0, world: int = 1, progress: bool = True) -> Certificate:
+            wrong_path: str | Path | None = None, rank: int = 0, world: int = 1, progress: bool = True,
+            search_rounds: int = 0) -> Certificate:
     """Check `n` sampled problems (or every problem when n is None, or when the range holds no more than n),
-    drawn in chunks of `batch_size` (the chunks fix which problems a seed checks).
+    drawn in chunks of `batch_size` (the chunks fix which problems a seed checks). With `search_rounds`, then
+    search for wrong problems among the neighbours of the thinnest checked (search_errors).
 
     Wrong problems go to `wrong_path` as `a+b=answer (expected c)`, the answer by greedy decoding for
     the first DECODED_WRONG of them. A distributed run merges its shards with `certificate.merge`.
@@ -164,7 +167,11 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
                 else:
                     enc = encode_pairs(tok, None, a, b, c.base, c.reverse)
                     enc = Encoded(*(t.to(device) for t in (enc.input_ids, enc.attention_mask, enc.labels)))
-                ok = head1_correct(model, enc)
+                if search_rounds and isinstance(a, torch.Tensor):
+                    ok, margin = head1_verdicts(model, enc)
+                    cert.pool = thinnest(torch.stack([a, b], 1).cpu(), margin.cpu(), cert.pool)
+                else:
+                    ok = head1_correct(model, enc)
                 cell = la * (width + 1) + lb
                 length_total += torch.bincount(cell, minlength=cells)
                 length_wrong += torch.bincount(cell[~ok], minlength=cells)
@@ -192,7 +199,65 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
                       for i in range(w) for j in range(w) if length_total[i][j]}
     carry_wrong, carry_total = carry_wrong.tolist(), carry_total.tolist()
     cert.by_carry_chain = {k: [carry_wrong[k], carry_total[k]] for k in range(len(carry_total)) if carry_total[k]}
+    if search_rounds and world == 1:
+        search_errors(model, tok, cert, search_rounds)
     return cert
+
+
+def head1_verdicts(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+    """head1_correct and head1_margin from one forward pass."""
+    ok = torch.empty(len(enc.input_ids), dtype=torch.bool, device=enc.input_ids.device)
+    margin = torch.empty(len(enc.input_ids), device=enc.input_ids.device)
+    for idx, part in _passes(model, enc, None):
+        logits, labels = head1_logits(model, part)
+        ok[idx] = ((logits.argmax(-1) == labels) | (labels == -100)).all(dim=1)
+        margin[idx] = answer_margin(logits, labels)
+    return ok, margin
+
+
+def thinnest(pairs: torch.Tensor, margins: torch.Tensor, pool: tuple | None, k: int = POPULATION) -> tuple:
+    """The `k` problems with the thinnest margins among `pairs` and those already in `pool` ((pairs, margins))."""
+    if pool is not None:
+        pairs, margins = torch.cat([pool[0], pairs]), torch.cat([pool[1], margins])
+    keep = torch.argsort(margins, stable=True)[:k]
+    return pairs[keep], margins[keep]
+
+
+def search_errors(model, tok, cert: Certificate, rounds: int) -> None:
+    """Search (search.py) from the thinnest problems the certification checked for wrong ones it did not
+    check, and record what it found in `cert.search`. A sample of 10^6 cannot see an error rate of 10^-6; a
+    search that finds wrong problems shows the model is not exact, whatever the sample says."""
+    from .decoding import decode
+
+    if cert.pool is None:
+        return
+    c = model.config
+    device = next(model.parameters()).device
+    encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
+
+    def margins_of(pairs):
+        out = []
+        for part in pairs.split(4096):
+            enc = encode_pairs(tok, None if ProblemEncoder.merges_digits(tok) else encoder, part[:, 0].to(device),
+                               part[:, 1].to(device), c.base, c.reverse)
+            out.append(head1_verdicts(model, Encoded(*(t.to(device) for t in (enc.input_ids, enc.attention_mask,
+                                                                                enc.labels))))[1].cpu())
+        return torch.cat(out)
+
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    # The generator picks which neighbours to try; it is not a sample any rate is measured on.
+    g = torch.Generator().manual_seed(cert.seed or 0)
+    try:
+        found, margins = search(margins_of, *cert.pool, rounds, c.min_operand, c.max_operand, c.base, g)
+        wrong = found[margins <= 0].tolist()
+        lines = _describe(model, tok, wrong[:10], decode, decode_answers=True) if wrong else []
+    finally:
+        model.train(was_training)
+    cert.search = {"rounds": rounds, "from_thinnest": min(len(cert.pool[0]), POPULATION), "evaluated": len(found),
+                   "wrong": len(wrong), "thinnest_margin": float(margins.min()) if len(found) else None,
+                   "seconds": round(time.perf_counter() - t0, 1), "examples": lines}
 
 
 def _describe(model, tok, pairs, decode, decode_answers: bool) -> list[str]:
@@ -203,22 +268,25 @@ def _describe(model, tok, pairs, decode, decode_answers: bool) -> list[str]:
 
 
 def certify_distributed(model, tok, n: int | None, seed: int, out_dir: str | Path, accelerator=None,
-                        batch_size: int = 4096) -> Certificate:
+                        batch_size: int = 4096, search_rounds: int = 0) -> Certificate:
     """certify() split across the processes of an Accelerate run (or just run, in one process): each checks
     its share of the chunks, the main process merges the shards and writes certificate.json and the wrong file."""
     out_dir = Path(out_dir)
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     if world == 1:
-        cert = certify(model, tok, n, seed, batch_size, out_dir / WRONG_FILE)
+        cert = certify(model, tok, n, seed, batch_size, out_dir / WRONG_FILE, search_rounds=search_rounds)
         save(cert, out_dir)
         return cert
     from accelerate.utils import gather_object
     part = out_dir / f".{WRONG_FILE}.part{rank}"
-    cert = certify(model, tok, n, seed, batch_size, part, rank=rank, world=world, progress=rank == 0)
+    cert = certify(model, tok, n, seed, batch_size, part, rank=rank, world=world, progress=rank == 0,
+                   search_rounds=search_rounds)
     parts = gather_object([cert])
     if accelerator.is_main_process:
         cert = merge(parts)
+        if search_rounds:
+            search_errors(model, tok, cert, search_rounds)
         with atomic_open(out_dir / WRONG_FILE) as f:
             for r in range(world):
                 p = out_dir / f".{WRONG_FILE}.part{r}"

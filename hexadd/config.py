@@ -160,6 +160,7 @@ class TrainingConfig:
     stop_gate: int = 100_000
     stop_search: int = 0
     certify: int = 100_000
+    certify_search: int = 10
     checkpoint_interval: int = 500
     early_stop: bool = True
     seed: int = 0
@@ -200,7 +201,7 @@ class TrainingConfig:
         from .tracking import TRACKERS
         if self.log_with not in TRACKERS:
             raise ConfigError(f"{at}.log_with: must be one of {', '.join(TRACKERS)}, got {self.log_with!r}")
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "stop_search", "certify"):
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "stop_search", "certify", "certify_search"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
         if (self.max_steps is None) == (self.epochs is None):

@@ -268,7 +268,8 @@ def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log
     n = cfg.training.certify
     if not n:
         return None
-    cert = certify.certify_distributed(model, tok, n, seed=0, out_dir=model_dir, accelerator=acc)
+    cert = certify.certify_distributed(model, tok, n, seed=0, out_dir=model_dir, accelerator=acc,
+                                       search_rounds=cfg.training.certify_search)
     if acc.is_main_process:
         log(certificate.report(cert))
     return certificate.summary(cert)

@@ -214,3 +214,6 @@ def test_certify_command_line(tiny_run, tmp_path):
     assert json.loads((out / "certificate.json").read_text())["n"] == 10_000
     assert_one_line_error(run_main("inference.py", "--model", str(tiny_run / "model"), "--certify", "lots",
                                      cwd=tmp_path), "--certify")
+    assert_one_line_error(run_main("inference.py", "--model", str(tiny_run / "model"), "--certify", "--search", "-1",
+                                     cwd=tmp_path), "--search: must be >= 0 rounds, got -1")
+    assert "search" in json.loads((out / "certificate.json").read_text())  # 10 rounds unless told otherwise

@@ -1,5 +1,6 @@
 """The gate's error search: neighbours differ in one digit, the search walks to a planted error, and the gate
 replays what it finds."""
+import json
 import types
 
 import pytest
@@ -77,14 +78,21 @@ def test_gate_search_finds_what_the_sample_missed_and_replays_it(monkeypatch):
     assert monitor.gate(run, Replay(), 100, t, lines.append) is False and "right by under 1 logits" in lines[-1]
 
 
-def test_search_finds_only_a_real_models_real_errors(tiny_run):
-    """On the tiny model, damaged so that it has errors (0..99 base 10, checked exhaustively): every problem the
-    search calls wrong is wrong by greedy decoding, and from a sample with none it still finds some."""
+def damaged(tiny_run):
+    """The tiny model with noise on its weights, so that it has some errors (it may have none of its own)."""
     model, tok = load_model(str(tiny_run / "model"))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.05 * p.std())
+    return model, tok
+
+
+def test_search_finds_only_a_real_models_real_errors(tiny_run):
+    """On the damaged tiny model (0..99 base 10, checked exhaustively): every problem the search calls wrong is
+    wrong by greedy decoding, and from a sample with none it still finds some."""
+    model, tok = damaged(tiny_run)
+    g = torch.Generator().manual_seed(0)
     encoder = ProblemEncoder(tok, 10, True, 99)
     grid = torch.cartesian_prod(torch.arange(100), torch.arange(100))
     wrong = ~head1_correct(model, encoder(grid[:, 0], grid[:, 1]))
@@ -146,3 +154,29 @@ def test_replay_keeps_only_what_is_still_missed_when_asked(monkeypatch, until_ri
     t.margin = 1.0  # right by 0.5 is thin: thin problems stay, and the fresh ones join
     monitor.evaluation(run, replay, 200, t, None, out, 1.0)
     assert len(replay) == (2 if until_right else 4) + 50
+
+
+def test_certificate_search_finds_errors_its_sample_did_not(tiny_run, tmp_path):
+    """A sample too small to see the damaged model's errors; the search after it finds some, each really wrong
+    (the decoded answer is not the sum), and stores them beside the sample's own count, which it leaves alone."""
+    from hexadd.certificate import report, save, summary
+    from hexadd.certify import certify
+
+    model, tok = damaged(tiny_run)
+    encoder = ProblemEncoder(tok, 10, True, 99)
+    grid = torch.cartesian_prod(torch.arange(100), torch.arange(100))
+    wrong = {tuple(p) for p in grid[~head1_correct(model, encoder(grid[:, 0], grid[:, 1]))].tolist()}
+    seed = next(s for s in range(100) if certify(model, tok, 40, seed=s, progress=False).wrong == 0)
+    cert = certify(model, tok, 40, seed=seed, progress=False, search_rounds=6)
+    assert cert.wrong == 0 and cert.n == 40  # the sample saw none
+    s = cert.search
+    assert s["wrong"] > 0 and s["rounds"] == 6 and s["from_thinnest"] == 40 and s["evaluated"] > 40
+    for line in s["examples"]:  # "a+b=answer (expected c)", decoded
+        a_b, rest = line.split("=", 1)
+        a, b = map(int, a_b.split("+"))
+        assert (a, b) in wrong and rest.split(" ")[0] != str(a + b)
+    assert "so the model is not exact" in report(cert) and summary(cert)["search_wrong"] == s["wrong"]
+    stored = json.loads(save(cert, tmp_path).read_text())
+    assert stored["search"]["wrong"] == s["wrong"] and "pool" not in stored
+    plain = certify(model, tok, 40, seed=seed, progress=False)
+    assert plain.search is None and "search" not in plain.to_json() and "error search" not in report(plain)
