@@ -65,6 +65,13 @@ def model_card(model_dir: Path, repo_id: str):
                   f"of operands {lo}..{hi}: error rate {cert['error_rate']:.3g}, one-sided 95% upper bound "
                   f"**{cert['upper_95']:.3g}**. Checked by one teacher-forced pass per problem (head-1 argmax at every "
                   "answer token, which is exactly greedy decoding); training problems count, since users ask them.", ""]
+        if search := cert.get("search"):
+            found = (f"found **{search['wrong']:,} wrong**, so the model is not exact on its range (e.g. "
+                     + "; ".join(search["examples"][:3]) + ")" if search["wrong"] else
+                     f"found none (thinnest lead {search['thinnest_margin']:.2f} logits)")
+            lines += [f"An error search from the {search['from_thinnest']} problems it answered by the thinnest "
+                      f"margin ({search['rounds']} rounds of one-digit neighbours, {search['evaluated']:,} problems) "
+                      f"{found}.", ""]
     if ev:
         lines += [f"Exact match on {ev['total']:,} held-out problems (no pair, in either order, seen in training): "
                   f"**{ev['accuracy']:.2%}** ({ev['correct']}/{ev['total']}), `{ev['mode']}` decoding, "

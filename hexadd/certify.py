@@ -167,7 +167,7 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
                 else:
                     enc = encode_pairs(tok, None, a, b, c.base, c.reverse)
                     enc = Encoded(*(t.to(device) for t in (enc.input_ids, enc.attention_mask, enc.labels)))
-                if search_rounds and isinstance(a, torch.Tensor):
+                if search_rounds and n is not None and isinstance(a, torch.Tensor):  # exhaustive: nothing left to find
                     ok, margin = head1_verdicts(model, enc)
                     cert.pool = thinnest(torch.stack([a, b], 1).cpu(), margin.cpu(), cert.pool)
                 else:

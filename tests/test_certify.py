@@ -200,6 +200,7 @@ def test_certify_command_line(tiny_run, tmp_path):
     cert = json.loads((out / "certificate.json").read_text())
     # 0..99 holds 10,000 problems, more than asked: a sample of 3,000.
     assert cert["n"] == 3000 and cert["exhaustive"] is False and cert["seed"] == 5
+    assert cert["search"]["rounds"] == 10 and "error search (10 rounds" in proc.stdout  # unless told otherwise
     wrong = (out / "certificate_wrong.txt").read_text().splitlines()
     assert len(wrong) == cert["wrong"]
     assert f"({cert['wrong']:,} wrong)" in proc.stdout
@@ -216,4 +217,4 @@ def test_certify_command_line(tiny_run, tmp_path):
                                      cwd=tmp_path), "--certify")
     assert_one_line_error(run_main("inference.py", "--model", str(tiny_run / "model"), "--certify", "--search", "-1",
                                      cwd=tmp_path), "--search: must be >= 0 rounds, got -1")
-    assert "search" in json.loads((out / "certificate.json").read_text())  # 10 rounds unless told otherwise
+    assert "search" not in json.loads((out / "certificate.json").read_text())  # every problem checked: none

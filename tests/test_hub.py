@@ -59,6 +59,7 @@ def test_push_then_load_by_repo_id_online_offline_and_without_the_package(tiny_r
     assert metrics[0]["args"] == {"n": 10_000, "wrong": cert["wrong"], "exhaustive": True}
     assert metrics[1]["type"] == "certified_error_rate_upper_95" and metrics[1]["value"] == cert["upper_95"]
     assert f"{cert['n']:,} problems" in card and "certificate.json" in files
+    assert "search" not in cert and "error search" not in card  # all checked: nothing left to search
     assert "trust_remote_code=True" in card and "+A+B+" in card
     # The published model code imports nothing from this package.
     for code in ("model.py", "positions.py"):
@@ -196,3 +197,24 @@ def test_model_card_says_how_positions_reach_the_model(tiny_run, tmp_path):
     config.update(position_scheme="learned")
     (model_dir / "config.json").write_text(json.dumps(config))
     assert "Position ids number the tokens 0, 1, 2" in model_card(model_dir, "tester/adder").text
+
+
+def test_model_card_reports_the_certificates_error_search(tiny_run, tmp_path):
+    """A sampled certificate with a search: the card says what it found, and that a find means not exact."""
+    from hexadd.card import model_card
+    from hexadd.certificate import save
+    from hexadd.certify import certify
+    from hexadd.loading import load_model
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_run / "model", model_dir)
+    model, tok = load_model(str(model_dir))
+    cert = certify(model, tok, 500, seed=2, progress=False, search_rounds=3)
+    save(cert, model_dir)
+    text = model_card(model_dir, "tester/adder").text
+    s = cert.search
+    assert f"({s['rounds']} rounds of one-digit neighbours, {s['evaluated']:,} problems)" in text
+    assert ("so the model is not exact" in text) is (s["wrong"] > 0)
+    cert.search = {**s, "wrong": 2, "examples": ["1+2=4 (expected 3)", "5+5=11 (expected 10)"]}
+    save(cert, model_dir)
+    text = model_card(model_dir, "tester/adder").text
+    assert "found **2 wrong**, so the model is not exact on its range (e.g. 1+2=4 (expected 3); 5+5=11" in text
