@@ -180,3 +180,22 @@ def test_certificate_search_finds_errors_its_sample_did_not(tiny_run, tmp_path):
     assert stored["search"]["wrong"] == s["wrong"] and "pool" not in stored
     plain = certify(model, tok, 40, seed=seed, progress=False)
     assert plain.search is None and "search" not in plain.to_json() and "error search" not in report(plain)
+
+
+def test_shards_of_a_distributed_certificate_search_from_all_their_thinnest(tiny_run):
+    """Each process keeps the thinnest of its own share; merged, the search starts from the thinnest of all,
+    as one process checking everything would."""
+    from hexadd.certificate import merge
+    from hexadd.certify import certify, search_errors
+
+    model, tok = damaged(tiny_run)
+    whole = certify(model, tok, 3000, seed=4, batch_size=500, progress=False, search_rounds=3)
+    parts = [certify(model, tok, 3000, seed=4, batch_size=500, rank=r, world=2, progress=False, search_rounds=3)
+             for r in (0, 1)]
+    assert all(p.search is None and p.pool is not None for p in parts)  # shards leave the search to the merge
+    cert = merge(parts)
+    search_errors(model, tok, cert, 3)
+    assert cert.n == whole.n and cert.wrong == whole.wrong
+    start = sorted(map(tuple, cert.pool[0][torch.argsort(cert.pool[1], stable=True)[:256]].tolist()))
+    assert start == sorted(map(tuple, whole.pool[0].tolist()))
+    assert cert.search["wrong"] == whole.search["wrong"] and cert.search["evaluated"] == whole.search["evaluated"]
