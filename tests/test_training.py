@@ -142,7 +142,7 @@ def test_gate_misses_problems_answered_by_a_thin_margin(monkeypatch, margin, mis
     run = types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(min_operand=0, max_operand=99, base=10)),
                                 tok=None, encoder=None, autocast=lambda: None,
                                 accelerator=types.SimpleNamespace(process_index=0, num_processes=1))
-    t = types.SimpleNamespace(stop_gate=4, seed=0, carry_share=0.0, sum_share=0.0, margin=margin, replay=0.1)
+    t = types.SimpleNamespace(stop_gate=4, seed=0, carry_share=0.0, sum_share=0.0, margin=margin, replay=0.1, stop_search=0)
     replay, lines = Replay(), []
     assert monitor.gate(run, replay, 100, t, lines.append) is False
     assert replay.pairs.tolist() == seen[0][missed].tolist()
