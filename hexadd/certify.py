@@ -12,6 +12,7 @@ arrays: slower, and as exact. What it finds is a `certificate.Certificate`.
     python3 inference.py --certify all             # every problem in range
 """
 import contextlib
+import functools
 import random
 import time
 from pathlib import Path
@@ -215,6 +216,30 @@ def head1_verdicts(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
     return ok, margin
 
 
+@torch.no_grad()
+def pair_verdicts(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """head1_verdicts of (N, 2) operand pairs, `batch_size` at a time, on the CPU; `encoder` None encodes with
+    the tokenizer (one that merges digits)."""
+    c = model.config
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    ok, margin = [torch.empty(0, dtype=torch.bool)], [torch.empty(0)]
+    try:
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size].to(device)
+            with autocast or contextlib.nullcontext():
+                enc = encode_pairs(tok, encoder, chunk[:, 0], chunk[:, 1], c.base, c.reverse)
+                enc = Encoded(*(t.to(device) for t in (enc.input_ids, enc.attention_mask, enc.labels)))
+                o, m = head1_verdicts(model, enc)
+            ok.append(o.cpu())
+            margin.append(m.cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(ok), torch.cat(margin)
+
+
 def thinnest(pairs: torch.Tensor, margins: torch.Tensor, pool: tuple | None, k: int = POPULATION) -> tuple:
     """The `k` problems with the thinnest margins among `pairs` and those already in `pool` ((pairs, margins))."""
     if pool is not None:
@@ -232,32 +257,15 @@ def search_errors(model, tok, cert: Certificate, rounds: int) -> None:
     if cert.pool is None:
         return
     c = model.config
-    device = next(model.parameters()).device
-    encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
-
-    def verdicts_of(pairs):
-        ok, margin = [torch.empty(0, dtype=torch.bool)], [torch.empty(0)]
-        for part in pairs.split(4096):
-            enc = encode_pairs(tok, None if ProblemEncoder.merges_digits(tok) else encoder, part[:, 0].to(device),
-                               part[:, 1].to(device), c.base, c.reverse)
-            o, m = head1_verdicts(model, Encoded(*(t.to(device) for t in (enc.input_ids, enc.attention_mask, enc.labels))))
-            ok.append(o.cpu())
-            margin.append(m.cpu())
-        return torch.cat(ok), torch.cat(margin)
-
-    was_training = model.training
-    model.eval()
+    encoder = None if ProblemEncoder.merges_digits(tok) else ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
+    verdicts_of = functools.partial(pair_verdicts, model, tok, encoder, batch_size=4096)
     t0 = time.perf_counter()
     # The generator picks which neighbours to try; it is not a sample any rate is measured on.
     g = torch.Generator().manual_seed(cert.seed or 0)
-    try:
-        found, margins = search(lambda p: verdicts_of(p)[1], *cert.pool, rounds, c.min_operand, c.max_operand,
-                                c.base, g)
-        suspects = found[margins <= 0]
-        wrong = suspects[~verdicts_of(suspects)[0]].tolist()  # by argmax, as the sample: a tie may be right
-        lines = _describe(model, tok, wrong[:10], decode, decode_answers=True) if wrong else []
-    finally:
-        model.train(was_training)
+    found, margins = search(lambda p: verdicts_of(p)[1], *cert.pool, rounds, c.min_operand, c.max_operand, c.base, g)
+    suspects = found[margins <= 0]
+    wrong = suspects[~verdicts_of(suspects)[0]].tolist()  # by argmax, as the sample: a tie may be right
+    lines = _describe(model, tok, wrong[:10], decode, decode_answers=True) if wrong else []
     cert.search = {"rounds": rounds, "from_thinnest": min(len(cert.pool[0]), POPULATION), "evaluated": len(found),
                    "wrong": len(wrong), "thinnest_margin": float(margins.min()) if len(found) else None,
                    "seconds": round(time.perf_counter() - t0, 1), "examples": lines}

@@ -5,12 +5,10 @@ also checks a new uniform sample of the whole operand range (seeded by step, nev
 certificate's samples); problems it gets wrong join a replay buffer, and a fraction of every later
 batch is drawn from it, so rare digit patterns get practised until they come out right.
 """
-import contextlib
-
 import torch
 
-from .certify import head1_margin
-from .encoding import encode_pairs, int64_digits
+from .certify import pair_verdicts
+from .encoding import int64_digits
 from .numbers import num_digits
 
 # Seeds of the trainer's samples: seed * 1_000_003 + step in a stream of its own. torch seeds its CPU
@@ -118,21 +116,7 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
     return out
 
 
-@torch.no_grad()
 def fresh_margins(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
     """(N,) on the CPU: each pair's answer margin, teacher forced (certify.answer_margin; <= 0: greedy decoding
     gets it wrong)."""
-    c = model.config
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    margins = [torch.empty(0)]
-    try:
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i:i + batch_size].to(device)
-            with autocast or contextlib.nullcontext():
-                enc = encode_pairs(tok, encoder, chunk[:, 0], chunk[:, 1], c.base, c.reverse)
-                margins.append(head1_margin(model, enc).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(margins)
+    return pair_verdicts(model, tok, encoder, pairs, batch_size, autocast)[1]
