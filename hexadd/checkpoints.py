@@ -16,7 +16,7 @@ LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
 MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "relative_distance",
                         "relative_window", "max_offset", "offset_per", "offset_scope", "number_embedding",
-                        "heads_detached", "activation"),
+                        "activation"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
                            "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "replay_until_right", "fresh_eval", "carry_share",
                            "sum_share", "margin", "carry_rows", "sum_rows", "ema", "stop_clean_evals", "stop_gate", "stop_search")}
@@ -25,7 +25,7 @@ BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digi
               ("training", "carry_share"): 0.0, ("training", "carry_rows"): 0.0, ("training", "sum_share"): 0.0, ("training", "ema"): 0.0,
               ("training", "margin"): 0.0, ("training", "sum_rows"): 0.0, ("training", "stop_search"): 0,
               ("training", "replay_until_right"): False,
-              ("model", "activation"): "gelu_pytorch_tanh", ("model", "heads_detached"): False,
+              ("model", "activation"): "gelu_pytorch_tanh",
               ("model", "relative_distance"): 4, ("model", "relative_window"): False}  # unused by earlier schemes
 
 

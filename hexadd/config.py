@@ -105,7 +105,6 @@ class ModelConfig:
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
     number_embedding: bool = True  # embed which number a token is in (first operand, second, answer)
-    heads_detached: bool = False  # heads after the first learn on the trunk without shaping it (README)
     activation: str = "gelu_pytorch_tanh"  # the MLP's: GPT-2's tanh GELU, exact GELU, or ReLU (README)
     dropout: float = 0.0
 

@@ -35,7 +35,6 @@ class HexAddConfig(GPT2Config):
     offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling);
                                         # answer: the answer's `+` shifts, the operands' stay at 0
     number_embedding: bool = False      # add an embedding of which number a token is in (operand 1, 2, answer)
-    heads_detached: bool = False        # heads after the first learn on the trunk's output without shaping it
     digit_token_ids: list[int] | None = None
     sinusoidal_theta: float = 10000.0
     # What the model was trained on, so inference can speak decimal and flag out-of-range input.
@@ -204,13 +203,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, key_position_ids, **kwargs)
         h = out.last_hidden_state                                         # (B, T, C)
         logits = self.lm_head(h)                                          # (B, T, V)
-        if self.config.heads_detached:
-            # The trunk, embedding included (the unembedding is tied), learns from head 1 alone: a drafting
-            # head that needs carries two digits ahead would otherwise bend head 1's carry into its own.
-            h_draft, unembedding = h.detach(), self.lm_head.weight.detach()
-        else:
-            h_draft, unembedding = h, self.lm_head.weight
-        head_logits = torch.stack([logits] + [F.linear(head(h_draft), unembedding) for head in self.heads])  # (n, B, T, V)
+        head_logits = torch.stack([logits] + [self.lm_head(head(h)) for head in self.heads])  # (n, B, T, V)
 
         loss = head_losses = None
         if labels is not None:

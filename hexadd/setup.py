@@ -31,7 +31,7 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
         n_predict=m.n_predict, position_scheme=m.positions, relative_distance=m.relative_distance,
         relative_window=m.relative_window, max_offset=m.max_offset, offset_per=m.offset_per,
-        offset_scope=m.offset_scope, number_embedding=m.number_embedding, heads_detached=m.heads_detached,
+        offset_scope=m.offset_scope, number_embedding=m.number_embedding,
         digit_token_ids=digit_token_ids(tok),
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
         dataset=meta.repo_id or cfg.data.repo_id,  # the Hub dataset it was trained on, for the model card
