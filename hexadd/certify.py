@@ -116,10 +116,7 @@ def head1_correct(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
 
 def head1_margin(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
     """(N,) each problem's answer_margin (teacher forced), `rows` at a time (see _passes)."""
-    margin = torch.empty(len(enc.input_ids), device=enc.input_ids.device)
-    for idx, part in _passes(model, enc, rows):
-        margin[idx] = answer_margin(*head1_logits(model, part))
-    return margin
+    return head1_verdicts(model, enc, rows)[1]
 
 
 def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,
@@ -205,11 +202,11 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     return cert
 
 
-def head1_verdicts(model, enc: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
-    """head1_correct and head1_margin from one forward pass."""
+def head1_verdicts(model, enc: Encoded, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """head1_correct and each problem's answer_margin from one forward pass, `rows` at a time (see _passes)."""
     ok = torch.empty(len(enc.input_ids), dtype=torch.bool, device=enc.input_ids.device)
     margin = torch.empty(len(enc.input_ids), device=enc.input_ids.device)
-    for idx, part in _passes(model, enc, None):
+    for idx, part in _passes(model, enc, rows):
         logits, labels = head1_logits(model, part)
         ok[idx] = ((logits.argmax(-1) == labels) | (labels == -100)).all(dim=1)
         margin[idx] = answer_margin(logits, labels)
