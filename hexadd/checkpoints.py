@@ -19,11 +19,11 @@ MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict
                         "activation"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
                            "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "replay_until_right", "fresh_eval", "carry_share",
-                           "sum_share", "margin", "carry_rows", "sum_rows", "ema", "stop_clean_evals", "stop_gate", "stop_search")}
+                           "sum_share", "margin", "carry_rows", "sum_rows", "uniform_rows", "ema", "stop_clean_evals", "stop_gate", "stop_search")}
 # What a checkpoint written before a key existed was trained with.
 BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digits", ("model", "number_embedding"): False,
               ("training", "carry_share"): 0.0, ("training", "carry_rows"): 0.0, ("training", "sum_share"): 0.0, ("training", "ema"): 0.0,
-              ("training", "margin"): 0.0, ("training", "sum_rows"): 0.0, ("training", "stop_search"): 0,
+              ("training", "margin"): 0.0, ("training", "sum_rows"): 0.0, ("training", "uniform_rows"): 0.0, ("training", "stop_search"): 0,
               ("training", "replay_until_right"): False,
               ("model", "activation"): "gelu_pytorch_tanh",
               ("model", "relative_distance"): 4, ("model", "relative_window"): False}  # unused by earlier schemes

@@ -153,6 +153,7 @@ class TrainingConfig:
     margin: float = 0.0
     carry_rows: float = 0.0
     sum_rows: float = 0.0
+    uniform_rows: float = 0.0
     replay: float = 0.1
     replay_until_right: bool = False
     ema: float = 0.995
@@ -193,6 +194,9 @@ class TrainingConfig:
         if not 0 <= self.sum_rows < 1 or self.replay + self.carry_rows + self.sum_rows >= 1:
             raise ConfigError(f"{at}.sum_rows: must be in [0, 1) and leave training rows beside replay and carry_rows "
                               f"(replay + carry_rows + sum_rows < 1), got {self.sum_rows}")
+        if not 0 <= self.uniform_rows < 1 or self.replay + self.carry_rows + self.sum_rows + self.uniform_rows >= 1:
+            raise ConfigError(f"{at}.uniform_rows: must be in [0, 1) and leave training rows beside replay, carry_rows "
+                              f"and sum_rows (their sum < 1), got {self.uniform_rows}")
         from .devices import DEVICES, PRECISIONS
         if self.device.split(":", 1)[0] not in DEVICES:
             raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")

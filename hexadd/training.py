@@ -38,17 +38,17 @@ LOCK_FILE = ".trainer.lock"
 
 def batch_tensors(run: Setup, replay: Replay, step: int, t):
     """This process's rows of global batch `step`: training rows, then replayed errors when there are any,
-    then `carry_rows` of problems drawn anew around carry runs (replay.carry_runs) and `sum_rows` with uniform
-    column sums (replay.uniform_sums)."""
+    then `carry_rows` of problems drawn anew around carry runs (replay.carry_runs), `sum_rows` with uniform
+    column sums (replay.uniform_sums) and `uniform_rows` uniform over the whole operand range."""
     idx = run.batches(step)
     split = run.train_split
     k_replay = round(t.replay * len(idx)) if len(replay) else 0
-    k_carry, k_sum = round(t.carry_rows * len(idx)), round(t.sum_rows * len(idx))
-    idx = idx[:len(idx) - k_replay - k_carry - k_sum].to(split.input_ids.device)
+    k_carry, k_sum, k_uniform = (round(share * len(idx)) for share in (t.carry_rows, t.sum_rows, t.uniform_rows))
+    drawn = k_carry + k_sum + k_uniform
+    idx = idx[:len(idx) - k_replay - drawn].to(split.input_ids.device)
     ids, mask, labels = split.input_ids[idx], split.attention_mask[idx], split.labels[idx]
-    if k_replay or k_carry or k_sum:
+    if k_replay or drawn:
         c = run.model.config
-        drawn = k_carry + k_sum
         pairs = torch.cat([replay.draw(k_replay, t.seed, step) if k_replay else torch.empty(0, 2, dtype=torch.long),
                            fresh_pairs(c.min_operand, c.max_operand, drawn, t.seed, step, c.base,
                                        k_carry / max(drawn, 1), TRAIN_STREAM, k_sum / max(drawn, 1))])

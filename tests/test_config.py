@@ -48,6 +48,7 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("training.carry_rows=0.95", r"training.carry_rows: must be in \[0, 1\) and leave training rows beside replay"),
     ("training.sum_share=0.6", r"training.sum_share: must be in \[0, 1 - carry_share\], got 0.6"),
     ("training.sum_rows=0.95", r"training.sum_rows: must be in \[0, 1\) and leave training rows beside replay and carry_rows"),
+    ("training.uniform_rows=0.9", r"training.uniform_rows: must be in \[0, 1\) and leave training rows beside replay, carry_rows and sum_rows"),
     ("training.margin=-1", r"training.margin: must be a finite number >= 0 \(0: right is enough\), got -1"),
     ("training.stop_search=-2", "training.stop_search: must be >= 0, got -2"),
     ("training.replay_until_right=maybe", "training.replay_until_right"),

@@ -190,6 +190,14 @@ def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_
     drawn = fresh_pairs(0, 99, 16, t.seed, 5, 10, 0.5, TRAIN_STREAM, 0.5)
     assert len(mixed) == 32 and (mixed[8:16] == torch.tensor([12, 34])).all()
     assert torch.equal(mixed[16:], drawn)
+    # With `uniform_rows` too: the drawn rows end with plain uniform ones, from the same draw.
+    t.replay, t.carry_rows, t.sum_rows, t.uniform_rows = 0.25, 0.125, 0.125, 0.25
+    mixed = operands(*batch_tensors(run, replay, 5, t)[:2])
+    drawn = fresh_pairs(0, 99, 16, t.seed, 5, 10, 0.25, TRAIN_STREAM, 0.25)
+    assert len(mixed) == 32 and (mixed[8:16] == torch.tensor([12, 34])).all()
+    assert torch.equal(mixed[16:], drawn)
+    g = torch.Generator().manual_seed((TRAIN_STREAM + t.seed * 1_000_003 + 5) % 2**32)
+    assert torch.equal(drawn[8:], torch.randint(0, 100, (16, 2), generator=g)[8:])  # untouched by carry runs and sums
 
 
 def test_unweighted_batches_are_an_epoch_permutation():
