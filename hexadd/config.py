@@ -153,7 +153,7 @@ class TrainingConfig:
     margin: float = 0.0
     carry_rows: float = 0.0
     sum_rows: float = 0.0
-    uniform_rows: float = 0.0
+    uniform_rows: float = 0.5
     replay: float = 0.1
     replay_until_right: bool = False
     ema: float = 0.995

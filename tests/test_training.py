@@ -163,7 +163,7 @@ def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_
 
     cfg = tracked_config(tiny_run, tmp_path)
     t = cfg.training
-    t.replay, t.carry_rows = 0.25, 0.25
+    t.replay, t.carry_rows, t.uniform_rows = 0.25, 0.25, 0.0
     run = prepare(cfg, log=lambda *_: None)
     replay = Replay()
     replay.add(torch.tensor([[12, 34]]))
