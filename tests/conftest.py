@@ -14,11 +14,11 @@ os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE.name
 
 # A problem set small enough to learn in seconds: base 10, operands 0..99, every pair.
 TINY_DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]
-# The recipe from before length balancing and the 1% learning-rate floor: balancing would spend a quarter
-# of this short run on the 100 one-digit + one-digit problems (80.7% held-out instead of >= 95%).
+# The recipe from before length balancing, the uniform rows and the 1% learning-rate floor: balancing would
+# spend a quarter of this short run on the 100 one-digit + one-digit problems (80.7% held-out instead of >= 95%).
 TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_positions=16",
               "training.batch_size=64", "training.learning_rate=0.003", "training.warmup_steps=50",
-              "training.min_lr_ratio=0.1", "training.balance_lengths=false",
+              "training.min_lr_ratio=0.1", "training.balance_lengths=false", "training.uniform_rows=0",
               "training.max_steps=1200", "training.eval_interval=100", "training.threads=2",
               "training.fresh_eval=2000", "training.stop_gate=10000"]
 
