@@ -15,7 +15,9 @@ def machine() -> dict:
     import torch
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), **({"gpu": gpu} if gpu else {}), "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
             "python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -33,10 +35,28 @@ def matmul_peak(dtype_name: str = "float32", n: int = 2048, seconds: float = 3.0
     return 2 * n**3 * runs / (time.perf_counter() - t0)
 
 
+def commit() -> str:
+    """The commit measured (HEXADD_COMMIT where the tree travels without its .git), with '+changes' when the
+    tracked files differ from it."""
+    import subprocess
+    if os.environ.get("HEXADD_COMMIT"):
+        return os.environ["HEXADD_COMMIT"]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def save(name: str, result: dict) -> Path:
+    """bench/results/NAME.json: the result with the command that produced it, the commit, the date and the machine."""
     from hexadd.io import write_json
     path = RESULTS / f"{name}.json"
-    write_json(path, {"machine": machine(), **result})
+    command = "python3 " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT))
+                                     if Path(sys.argv[0]).resolve().is_relative_to(ROOT) else sys.argv[0], *sys.argv[1:]])
+    write_json(path, {"command": command, "commit": commit(), "machine": machine(), **result})
     print(f"wrote {path.relative_to(ROOT)}")
     return path
 
