@@ -120,10 +120,10 @@ def _positions_line(config: dict) -> str:
         return f"Position ids number the tokens 0, 1, 2, ... ({scheme} position embeddings)."
     line = "Position ids are block positions: each digit's index inside its own number, `+` gets 0."
     if scheme == "block_relative":
-        d = config.get("relative_distance", 4)
-        line += (f" They reach attention only as a learned bias per head and block distance (key minus query, "
-                 + (f"keys further than {d} not attended)." if config.get("relative_window")
-                    else f"clipped to ±{d}).") + " There is no position table.")
+        d = config.get("window", 2)
+        line += (f" They reach attention only as a learned bias per layer, head and block distance: a query attends "
+                 f"to the keys within ±{d} block positions of its own in each number, and to no other. There is no "
+                 "position table, and the answer digits depend on a bounded neighbourhood: any length runs.")
     return line
 
 

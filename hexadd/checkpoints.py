@@ -14,8 +14,8 @@ from .io import normal_modes, write_json
 
 LATEST = "latest.json"
 # What a resumed run must share with the run that wrote the checkpoint.
-MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "positions", "relative_distance",
-                        "relative_window", "max_offset", "offset_per", "offset_scope", "number_embedding",
+MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "draft_head", "positions", "window",
+                        "max_offset", "offset_per", "offset_scope", "number_embedding",
                         "activation"),
               "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
                            "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "replay_until_right", "fresh_eval", "carry_share",
@@ -26,7 +26,7 @@ BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digi
               ("training", "margin"): 0.0, ("training", "sum_rows"): 0.0, ("training", "uniform_rows"): 0.0, ("training", "stop_search"): 0,
               ("training", "replay_until_right"): False,
               ("model", "activation"): "gelu_pytorch_tanh",
-              ("model", "relative_distance"): 4, ("model", "relative_window"): False}  # unused by earlier schemes
+              ("model", "draft_head"): "mlp", ("model", "window"): 2}  # unused by earlier schemes
 
 
 def latest(run_dir: Path) -> Path | None:

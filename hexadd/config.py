@@ -10,6 +10,7 @@ BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")  # positions res
 OFFSET_MODES = ("batch", "sample")
 ACTIVATIONS = ("gelu_pytorch_tanh", "gelu", "relu")  # transformers names
 OFFSET_SCOPES = ("digits", "answer", "row")
+DRAFT_HEADS = ("mlp", "block")
 
 
 # ---------------------------------------------------------------- data_config.yaml
@@ -98,9 +99,9 @@ class ModelConfig:
     n_head: int = 4
     n_positions: int = 32
     n_predict: int = 2
+    draft_head: str = "mlp"  # heads 2..n: a residual MLP on the trunk's output, or a transformer block of their own
     positions: str = "block"
-    relative_distance: int = 4  # block_relative: the attention bias's distances, clipped to +-this
-    relative_window: bool = False  # block_relative: attention sees only keys within +-relative_distance
+    window: int = 2  # block_relative: attention sees only keys within +-window block positions
     max_offset: int = 0
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
@@ -118,10 +119,10 @@ class ModelConfig:
             raise ConfigError(f"{at}.n_predict: must be between 1 and 4, got {self.n_predict}")
         if self.positions not in POSITION_SCHEMES:
             raise ConfigError(f"{at}.positions: must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}")
-        if self.relative_distance < 1:
-            raise ConfigError(f"{at}.relative_distance: must be >= 1, got {self.relative_distance}")
-        if self.relative_window and self.positions != "block_relative":
-            raise ConfigError(f"{at}.relative_window: needs positions block_relative, got {self.positions!r}")
+        if self.draft_head not in DRAFT_HEADS:
+            raise ConfigError(f"{at}.draft_head: must be mlp or block, got {self.draft_head!r}")
+        if self.window < 1:
+            raise ConfigError(f"{at}.window: must be >= 1, got {self.window}")
         if self.max_offset < 0:
             raise ConfigError(f"{at}.max_offset: must be >= 0, got {self.max_offset}")
         if self.offset_per not in OFFSET_MODES:

@@ -1,16 +1,18 @@
 """Batched decoding with a KV cache: single (plain greedy), multi (n tokens a pass) and verified
 (self-speculative: heads 2..n draft, head 1 checks them on the next pass).
 
-Not `generate()`: block positions depend on the tokens, so every pass computes `position_ids` from
-the whole row and hands them over together with the attention mask and the cache. Rejected drafts
-stay in the cache but are masked out, which lets rows in one batch accept different numbers of tokens.
+Not `generate()`: block positions depend on the tokens, so each pass works out the fed tokens' `position_ids`
+(and numbers, and for block-window models their window of keys) from the tokens before them and hands them
+over with the attention mask and a preallocated cache. Rejected drafts stay in the cache but are masked out,
+which lets rows in one batch accept different numbers of tokens.
 """
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
+from transformers.cache_utils import Cache, StaticLayer
 
 from .model import BLOCK_SCHEMES
+from .positions import NUMBERS, KeyTable
 from .numbers import DIGITS, SEP, decode_number, format_prompt, num_digits
 from .tokenization import separator_id
 
@@ -58,9 +60,18 @@ def decode(model, tok, pairs: list[tuple[int, int]], mode: str = "single", batch
         raise ValueError(f"unknown decoding mode {mode!r}")
     model.eval()
     out = []
+    batch_size = min(batch_size, decode_rows(model, pairs)) if pairs else batch_size
     for i in range(0, len(pairs), batch_size):
         out += _decode_batch(model, tok, pairs[i:i + batch_size], mode)
     return out
+
+
+def decode_rows(model, pairs, budget: int = 1 << 18) -> int:
+    """Rows a decoding batch may hold: every row keeps keys and values for all its tokens, so very long problems
+    go fewer at a time (`budget` token columns a batch)."""
+    c = model.config
+    longest = max(max(num_digits(a, c.base), num_digits(b, c.base)) for a, b in pairs)
+    return max(1, budget // (4 * longest + 8))
 
 
 def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
@@ -69,78 +80,109 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     sep, pad = separator_id(tok), tok.pad_token_id
     B = len(pairs)
     dev = next(model.parameters()).device
+    rows = torch.arange(B, device=dev)
 
     # Left-pad the prompts `+A+B+` so every row's next token lands in the same column.
     encoded = [tok.encode(format_prompt(a, b, base, reverse)) for a, b in pairs]
-    width = max(map(len, encoded))
-    tokens = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=dev)                          # (B, L)
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=dev)                    # (B, L)
+    L = max(map(len, encoded))
     # An answer has at most one digit more than the longer operand, then `+`.
     limit = torch.tensor([max(num_digits(a, base), num_digits(b, base)) + 2 for a, b in pairs], device=dev)    # (B,)
-
     k = 1 if mode == "single" else n                    # tokens fed per pass after the prompt
+    heads = 1 if mode == "single" else n
+    # Every pass writes at least one answer token of every unfinished row: at most limit + 1 passes.
+    T = L + (int(limit.max()) + 2) * k
+
+    # The rows as they grow, preallocated: each pass writes its few columns and reads only what it needs, so a
+    # pass costs the same at any length (block-window models; the others attend to every column anyway).
+    ids = torch.full((B, T), pad, device=dev)
+    valid = torch.zeros(B, T, dtype=torch.long, device=dev)
+    ids[:, :L] = torch.tensor([[pad] * (L - len(e)) + e for e in encoded], device=dev)
+    valid[:, :L] = torch.tensor([[0] * (L - len(e)) + [1] * len(e) for e in encoded], device=dev)
+    positions, numbers = torch.zeros_like(ids), torch.zeros_like(ids)
+    positions[:, :L], numbers[:, :L] = model.position_ids(ids[:, :L], valid[:, :L]), model.number_ids(ids[:, :L], valid[:, :L])
+    digit_ids, block = model.digit_ids(dev), cfg.position_scheme in BLOCK_SCHEMES
+    cache = Cache(layers=[StaticLayer(max_cache_len=T) for _ in range(cache_layers(model, heads))])
+    table = KeyTable(B, T, cfg.window, dev) if cfg.windowed else None
+
     written = torch.full((B, int(limit.max()) + k + 1), pad, device=dev)  # the answer tokens; last column is scratch
     length = torch.zeros(B, dtype=torch.long, device=dev)
     passes = torch.zeros(B, dtype=torch.long, device=dev)
     finished = torch.zeros(B, dtype=torch.bool, device=dev)
-    cache = DynamicCache(config=cfg)
-    feed, n_pass = tokens, 0
     # An answer ends at `+` (or padding), as the reference models were trained; other tokens are parsed later.
     stop_ids = torch.tensor([t for t in (sep, pad, tok.unk_token_id) if t is not None], device=dev)
+    cur, width, n_pass = 0, L, 0                         # the fed columns: cur .. cur + width - 1
 
     while True:
-        # Positions and numbers depend on earlier tokens: computed over the whole row, the fed tokens' passed.
-        positions, numbers = model.position_ids(tokens, mask), model.number_ids(tokens, mask)  # (B, L)
-        fed = slice(-feed.shape[1], None)
-        heads = model(feed, attention_mask=mask, position_ids=positions[:, fed], cache=cache, use_cache=True,
-                      number_ids=None if numbers is None else numbers[:, fed], key_position_ids=positions).head_logits
-        guess = heads.argmax(-1)                        # (n, B, fed): head j's token after each fed slot
+        fed = slice(cur, cur + width)
+        window = None
+        if table is not None:
+            cols = torch.arange(cur, cur + width, device=dev).expand(B, width)
+            table.add(cols, positions[:, fed], numbers[:, fed], valid[:, fed])
+            window = table.window(cols, positions[:, fed], positions, numbers, valid)
+        out = model(ids[:, fed], attention_mask=valid, position_ids=positions[:, fed], number_ids=numbers[:, fed],
+                    window=window, cache=cache, use_cache=True, heads=heads)
+        guess = out.head_logits.argmax(-1)              # (heads, B, width): head j's token after each fed slot
         n_pass += 1
+        last = width - 1                                 # the fed slot the next tokens follow
 
         if mode == "single":
-            new, count = guess[0, :, -1:], torch.ones(B, dtype=torch.long, device=dev)
-            feed = new
+            new, count, feed = guess[0, :, -1:], torch.ones(B, dtype=torch.long, device=dev), guess[0, :, -1:]
         elif mode == "multi":
             new, count = guess[:, :, -1].T, torch.full((B,), n, device=dev)
             feed = new
         else:
             if n_pass == 1:  # the prompt: head 1 gives the first token, heads 2..n its first drafts
-                slot, kept = torch.full((B,), feed.shape[1] - 1, device=dev), torch.empty(B, 0, dtype=torch.long, device=dev)
-                accepted = torch.zeros(B, dtype=torch.long, device=dev)
+                kept, accepted = torch.empty(B, 0, dtype=torch.long, device=dev), torch.zeros(B, dtype=torch.long, device=dev)
+                slot = torch.full((B,), last, device=dev)
             else:
                 # Draft i is kept while head 1, reading the slot before it, would have written it too.
-                agree = guess[0, :, :-1] == feed[:, 1:]                            # (B, k-1)
-                accepted = agree.long().cumprod(dim=1).sum(dim=1)                  # (B,)
-                mask[:, -k:] &= torch.arange(k, device=dev) <= accepted[:, None]               # forget rejected slots
-                # Slots every row rejected leave the cache for good: fewer holes, and none at batch size 1.
-                trim = int(k - 1 - accepted.max())
-                if trim:
-                    cache.crop(-trim)
-                    tokens, mask = tokens[:, :-trim], mask[:, :-trim]
-                slot, kept = accepted, feed[:, 1:]
-            last = guess[:, torch.arange(B, device=dev), slot]                                 # (n, B) at the last kept slot
-            bonus, drafts = last[0], last[1:].T                                    # (B,), (B, n-1)
+                agree = guess[0, :, :-1] == ids[:, cur + 1:cur + width]                 # (B, k-1)
+                accepted = agree.long().cumprod(dim=1).sum(dim=1)                      # (B,)
+                valid[:, fed] *= torch.arange(width, device=dev) <= accepted[:, None]    # forget rejected slots
+                slot, kept = accepted, ids[:, cur + 1:cur + width]
+            bonus, drafts = guess[0, rows, slot], guess[1:, rows, slot].T              # (B,), (B, n-1)
             new = torch.cat([kept, torch.full((B, 1), pad, device=dev)], dim=1).scatter(1, accepted[:, None], bonus[:, None])
-            count = accepted + 1                                                   # kept drafts, then head 1's token
+            count = accepted + 1                                                       # kept drafts, then head 1's token
             feed = torch.cat([bonus[:, None], drafts], dim=1)
+            last = slot
 
-        # Append this pass's tokens to the rows still writing.
-        col = length[:, None] + torch.arange(new.shape[1], device=dev)                        # (B, w)
+        # Append this pass's tokens to the rows still writing; a row is done at its first stop token.
+        col = length[:, None] + torch.arange(new.shape[1], device=dev)                            # (B, w)
         keep = (torch.arange(new.shape[1], device=dev) < count[:, None]) & ~finished[:, None]
         written.scatter_(1, torch.where(keep, col, written.shape[1] - 1).clamp(max=written.shape[1] - 1), new)
-        length += torch.where(finished, 0, count)
-        in_answer = torch.arange(written.shape[1], device=dev) < length[:, None]
-        stopped = (in_answer & torch.isin(written, stop_ids)).any(dim=1) | (length >= limit)
+        length = torch.minimum(length + torch.where(finished, 0, count), limit)  # greedy's text, past a missing `+` too
+        stopped = (keep & torch.isin(new, stop_ids)).any(dim=1) | (length >= limit)
         passes = torch.where(stopped & ~finished, n_pass, passes)
         finished |= stopped
         if finished.all():
             break
-        tokens = torch.cat([tokens, feed], dim=1)
-        mask = torch.cat([mask, torch.ones_like(feed)], dim=1)
+
+        # The next feed follows the last kept slot; slots every row rejected leave the cache for good.
+        prev = cur + last if isinstance(last, torch.Tensor) else torch.full((B,), cur + last, device=dev)
+        cur += width
+        if mode == "verified" and n_pass > 1:
+            trim = int(width - 1 - accepted.max())
+            if trim:
+                cache.crop(-trim)
+                cur -= trim
+        width = feed.shape[1]
+        ids[:, cur:cur + width], valid[:, cur:cur + width] = feed, 1
+        pos, num = positions[rows, prev], numbers[rows, prev]
+        for j in range(width):  # each fed token's block position and number, from the token before it
+            digit = torch.isin(feed[:, j], digit_ids)
+            pos = pos + 1 if not block else torch.where(digit, pos + 1, 0)
+            num = torch.where(digit, num, (num + 1).clamp(max=NUMBERS - 1))
+            positions[:, cur + j], numbers[:, cur + j] = pos, num
 
     written, length, passes = written.cpu(), length.cpu(), passes.cpu()
     return [_parse(a, b, written[r, :length[r]].tolist(), int(passes[r]), tok, sep, base, reverse)
             for r, (a, b) in enumerate(pairs)]
+
+
+def cache_layers(model, heads: int) -> int:
+    """Cache layers a pass with `heads` heads fills: the trunk's, then one per draft block computed."""
+    c = model.config
+    return c.n_layer + (heads - 1 if c.draft_head == "block" else 0)
 
 
 def _parse(a, b, ids, passes, tok, sep, base, reverse) -> Answer:

@@ -1,4 +1,5 @@
-"""GPT-2 with block position ids and n prediction heads (head j at position t predicts token t+j).
+"""GPT-2 with block position ids and n prediction heads (head j at position t predicts token t+j); the block-window
+scheme attends only to keys within a few block positions of the query, so any length runs in linear memory.
 
 Only torch, transformers and the sibling positions.py are imported: save_pretrained copies these
 files next to published weights, so the Hub model loads with trust_remote_code=True alone.
@@ -10,15 +11,19 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import (AutoConfig, AutoModelForCausalLM, DynamicCache, GenerationMixin, GPT2Config, GPT2Model,
-                          GPT2PreTrainedModel)
+from transformers import (AttentionInterface, AutoConfig, AutoModelForCausalLM, DynamicCache, GenerationMixin,
+                          GPT2Config, GPT2Model, GPT2PreTrainedModel)
+from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
+from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
-from .positions import (NUMBERS, block_distance_bias, block_position_ids, number_ids, sequential_position_ids,
-                        sinusoidal_table)
+from .positions import NUMBERS, block_position_ids, block_window, number_ids, sequential_position_ids, sinusoidal_table
 
 BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")
 FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal", "block_relative")  # a position table not trained
+WINDOW_SCHEME = "block_relative"  # block distances inside a window are its only positions: any length runs
+ATTENTION = "block_window"        # its attention function's name in transformers' AttentionInterface
+DENSE_KEYS = 128                  # up to this many keys, one dense tile (as FlexAttention's blocks); beyond, gathered
 
 
 @strict
@@ -26,10 +31,11 @@ class HexAddConfig(GPT2Config):
     model_type = "hexadd-gpt2"
 
     n_predict: int = 2                  # prediction heads; head 1 is the usual next-token head
+    draft_head: str = "mlp"             # heads 2..n: mlp (a residual MLP on the trunk's output) | block (a
+                                        # transformer block of their own, as in multi-token prediction)
     position_scheme: str = "block"      # block | learned | sinusoidal | block_sinusoidal | block_relative
-    relative_distance: int = 4          # block_relative: one learned attention bias per head and block distance,
-                                        # key minus query, clipped to +-this
-    relative_window: bool = False       # block_relative: attend only to keys within +-relative_distance
+    window: int = 2                     # block_relative: keys within +-window block positions, one learned bias
+                                        # per layer, head and distance; no other key is attended
     max_offset: int = 0                 # training-time random offset added to block positions
     offset_per: str = "batch"           # batch: one offset for every row; sample: one per row
     offset_scope: str = "digits"        # digits: `+` stays at 0 (Abacus); row: `+` shifts too (Position Coupling);
@@ -44,24 +50,82 @@ class HexAddConfig(GPT2Config):
     max_operand: int = 9999
     dataset: str | None = None          # the Hub dataset repo it was trained on, when there is one
 
+    @property
+    def windowed(self) -> bool:
+        return self.position_scheme == WINDOW_SCHEME
+
+
+def block_window_attention(module, query, key, value, attention_mask=None, dropout=0.0, scaling=None, window=None,
+                           **kwargs):
+    """Attention of a block-window model: each query attends to the keys of its `window` (positions.Window), with
+    the layer's learned bias for their block distance (`module.distance_bias`, (H, 2D + 1)). (B, H, Tq, hd)
+    queries, (B, H, Tk, hd) keys and values; returns (B, Tq, H, hd) and the weights.
+
+    Up to DENSE_KEYS keys a row is one dense (Tq, Tk) tile with the window as its mask: at training lengths that is
+    less memory traffic than gathering each query's keys. Beyond, each query gathers its at most 4 (2D + 1) keys,
+    in slices of queries: memory and work grow with the length, not with its square. Both compute the same sum."""
+    B, H, Tq, hd = query.shape
+    Tk, K = key.shape[2], window.index.shape[-1]
+    D = (module.distance_bias.shape[1] - 1) // 2
+    bias = module.distance_bias[:, window.distance + D].to(query.dtype)                        # (H, K)
+    low = torch.finfo(query.dtype).min  # not -inf: a padding query with no key must not turn into NaN
+    if Tk <= DENSE_KEYS:
+        cols = torch.where(window.allowed, window.index, Tk)[:, None].expand(B, H, Tq, K)      # Tk: a scratch column
+        mask = query.new_full((B, H, Tq, Tk + 1), low).scatter_(-1, cols, bias[None, :, None].expand(B, H, Tq, K))
+        weights = (query @ key.transpose(-1, -2) * scaling + mask[..., :Tk]).softmax(-1)       # (B, H, Tq, Tk)
+        weights = F.dropout(weights, p=dropout, training=module.training)
+        return (weights @ value).transpose(1, 2), weights
+    rows = torch.arange(B, device=key.device)[:, None, None]
+    out, weights = [], []
+    step = max(1, 2**24 // (B * H * K * hd))
+    for s in range(0, Tq, step):
+        index, allowed = window.index[:, s:s + step], window.allowed[:, s:s + step]            # (B, q, K)
+        k, v = key[rows, :, index], value[rows, :, index]                                      # (B, q, K, H, hd)
+        q = query[:, :, s:s + step].transpose(1, 2)                                             # (B, q, H, hd)
+        score = (k * q[:, :, None]).sum(-1) * scaling + bias.T                                 # (B, q, K, H)
+        w = score.masked_fill(~allowed[..., None], low).softmax(2)
+        w = F.dropout(w, p=dropout, training=module.training)
+        out.append((w[..., None] * v).sum(2))                                                  # (B, q, H, hd)
+        weights.append(w.permute(0, 3, 1, 2))                                                  # (B, H, q, K)
+    return torch.cat(out, 1), torch.cat(weights, 2)
+
+
+AttentionInterface.register(ATTENTION, block_window_attention)
+
 
 @dataclass
 class HexAddOutput(CausalLMOutputWithCrossAttentions):
-    """`logits` are head 1's; `head_logits` stacks all heads: (n_predict, B, T, V)."""
+    """`logits` are head 1's; `head_logits` stacks the heads computed: (n, B, T, V)."""
     head_logits: torch.FloatTensor | None = None
     head_losses: torch.FloatTensor | None = None
 
 
 class PredictionHead(nn.Module):
-    """Head j >= 2: a residual block on the trunk's last hidden state, then the shared (tied) unembedding."""
+    """Head j >= 2 (draft_head: mlp): a residual block on the trunk's last hidden state, then the shared (tied)
+    unembedding."""
 
     def __init__(self, n_embd: int):
         super().__init__()
         self.proj = nn.Linear(n_embd, n_embd)
         self.act = nn.SiLU()
 
-    def forward(self, h):  # (B, T, C) -> (B, T, C)
+    def forward(self, h, **kwargs):  # (B, T, C) -> (B, T, C)
         return h + self.act(self.proj(h))
+
+
+class DraftBlock(nn.Module):
+    """Head j >= 2 (draft_head: block), as in multi-token prediction (Gloeckle et al. 2024): a transformer block of
+    its own over the trunk's output, which lets it attend to the digits further ahead that the token j ahead needs,
+    then a LayerNorm and the shared (tied) unembedding. Its keys and values go into the cache after the trunk's."""
+
+    def __init__(self, config, layer_idx: int):
+        super().__init__()
+        self.block = GPT2Block(config, layer_idx=layer_idx)
+        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+
+    def forward(self, h, **kwargs):  # (B, T, C) -> (B, T, C)
+        out = self.block(h, **kwargs)
+        return self.ln(out[0] if isinstance(out, tuple) else out)
 
 
 class _LastBlockReached(Exception):
@@ -75,23 +139,43 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
 
     def __init__(self, config: HexAddConfig):
         super().__init__(config)
+        if config.draft_head not in ("mlp", "block"):
+            raise ValueError(f"draft_head must be mlp or block, got {config.draft_head!r}")
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.heads = nn.ModuleList(PredictionHead(config.n_embd) for _ in range(config.n_predict - 1))
+        if config.draft_head == "block":
+            self.heads = nn.ModuleList(DraftBlock(config, config.n_layer + j) for j in range(config.n_predict - 1))
+        else:
+            self.heads = nn.ModuleList(PredictionHead(config.n_embd) for _ in range(config.n_predict - 1))
         self.number_wte = nn.Embedding(NUMBERS, config.n_embd) if config.number_embedding else None
-        self.distance_bias = (nn.Parameter(torch.zeros(config.n_head, 2 * config.relative_distance + 1))
-                              if config.position_scheme == "block_relative" else None)
+        if config.windowed:  # one learned bias per attention layer, head and block distance
+            for attn in self.attention_layers():
+                attn.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1))
         self._digit_ids = None
         self.post_init()
         if config.position_scheme in FIXED_SCHEMES:
             # Set after post_init: GPT2Model initializes its own table, out of reach of an _init_weights here.
             wpe = self.transformer.wpe.weight
             with torch.no_grad():
-                if config.position_scheme == "block_relative":  # positions act only through the attention bias
+                if config.windowed:  # positions act only through the attention bias
                     wpe.zero_()
+                    for attn in self.attention_layers():
+                        attn.distance_bias.zero_()
                 else:
                     wpe.copy_(sinusoidal_table(config.n_positions, config.n_embd, config.sinusoidal_theta))
             wpe.requires_grad_(False)
+        if config.windowed:
+            self.set_attn_implementation(ATTENTION)
+
+    def attention_layers(self) -> list[nn.Module]:
+        """The trunk's attention modules, then the draft blocks'."""
+        return [b.attn for b in self.transformer.h] + [h.block.attn for h in self.heads if isinstance(h, DraftBlock)]
+
+    def set_attn_implementation(self, attn_implementation, *args, **kwargs):
+        # A block-window model has one attention: its window is its positions. It returns weights for plots too.
+        if self.config.windowed:
+            attn_implementation = ATTENTION
+        return super().set_attn_implementation(attn_implementation, *args, **kwargs)
 
     def digit_ids(self, device) -> torch.Tensor:
         if self._digit_ids is None or self._digit_ids.device != device:
@@ -104,10 +188,8 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             return block_position_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
         return sequential_position_ids(attention_mask)
 
-    def number_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
-        """Which number each token is in, for models with a number embedding (else None)."""
-        if self.number_wte is None:
-            return None
+    def number_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Which number each token is in: 0 first operand, 1 second, 2 answer, 3 after it."""
         return number_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
 
     def shifted(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
@@ -117,20 +199,21 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             return attention_mask.bool()
         digits = position_ids > 0
         if scope == "answer":
-            answer = number_ids(input_ids, self.digit_ids(input_ids.device), attention_mask) >= 2
+            answer = self.number_ids(input_ids, attention_mask) >= 2
             return digits | (answer & attention_mask.bool())
         return digits
 
-    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, number_ids=None,
-              key_position_ids=None, **kwargs):
-        """The GPT-2 trunk with this model's positions (and training offset), number embedding and attention bias.
+    def trunk(self, input_ids, attention_mask=None, position_ids=None, cache=None, number_ids=None, window=None,
+              **kwargs):
+        """The GPT-2 trunk with this model's positions (and training offset), number embedding and window.
 
-        With a cache holding earlier tokens, pass what depends on them: the fed tokens' `position_ids`,
-        (with a number embedding) their `number_ids`, and (block_relative) every token's `key_position_ids`."""
+        With a cache holding earlier tokens, pass what depends on them: the fed tokens' `position_ids`, (with a
+        number embedding) their `number_ids`, and (block-window models) their `window` over every key."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        cached = cache is not None and cache.get_seq_length() > 0
         if position_ids is None:
-            if cache is not None and cache.get_seq_length() > 0:
+            if cached:
                 raise ValueError("pass position_ids when decoding with a cache: block positions depend on earlier tokens")
             position_ids = self.position_ids(input_ids, attention_mask)
             if self.training and self.config.max_offset > 0 and self.config.position_scheme in BLOCK_SCHEMES:
@@ -143,27 +226,27 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 offset = torch.randint(0, self.config.max_offset + 1, shape, device=input_ids.device)
                 shifted = self.shifted(input_ids, attention_mask, position_ids)
                 position_ids = position_ids + offset * shifted
+        if (self.number_wte is not None or self.config.windowed) and number_ids is None:
+            if cached:
+                raise ValueError("pass number_ids when decoding with a cache: they depend on earlier tokens")
+            number_ids = self.number_ids(input_ids, attention_mask)
         if self.number_wte is not None:
-            if number_ids is None:
-                if cache is not None and cache.get_seq_length() > 0:
-                    raise ValueError("pass number_ids when decoding with a cache: they depend on earlier tokens")
-                number_ids = self.number_ids(input_ids, attention_mask)
             kwargs["inputs_embeds"] = self.transformer.wte(input_ids) + self.number_wte(number_ids)
             input_ids = None
-        if self.distance_bias is not None:
-            if key_position_ids is None:
-                if cache is not None and cache.get_seq_length() > 0:
-                    raise ValueError("pass key_position_ids (every token's, cached ones too) when decoding with a cache")
-                key_position_ids = position_ids
-            # A 4-d float mask reaches every layer's attention as is: the bias, and -inf where causal or padding.
-            attention_mask = block_distance_bias(key_position_ids, attention_mask, self.distance_bias,
-                                                 position_ids.shape[1], self.config.relative_window)
+        if self.config.windowed:
+            if window is None:
+                if cached:
+                    raise ValueError("pass the window (every key's) when decoding with a cache")
+                window = block_window(position_ids, number_ids, attention_mask, self.config.window)
+            kwargs["window"] = window
             # The table is all zeros and only distances count: ids past its end read its last row, any length runs.
             position_ids = position_ids.clamp(max=self.config.n_positions - 1)
         # attention_mask must go with custom position_ids: without it, transformers reads a non +1 step
         # in position_ids as a new packed sequence and blocks attention across numbers.
-        return self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-                                **kwargs)
+        out = self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                               **kwargs)
+        out.window = window
+        return out
 
     def head1_logits_from(self, input_ids, attention_mask, start: int) -> torch.Tensor:
         """Head 1's logits at positions `start`.. of whole rows, (B, T - start, V): forward(...).logits[:, start:]
@@ -172,7 +255,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         keys and values passed in as a cache. For the default 3-layer model, a sixth of the work."""
         block = self.transformer.h[-1]
         if start <= 0:
-            return self(input_ids, attention_mask=attention_mask).logits
+            return self(input_ids, attention_mask=attention_mask, heads=1).logits
         signature, seen = inspect.signature(block.forward), {}
 
         def stop(module, args, kwargs):
@@ -186,24 +269,41 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             pass
         finally:
             hook.remove()
-        h, mask = seen["hidden_states"], seen.get("attention_mask")
+        h, mask, extra = seen["hidden_states"], seen.get("attention_mask"), dict(seen.get("kwargs", {}))
         attn, (rows, t) = block.attn, input_ids.shape
-        if mask is None:  # a causal mask the kernel would have implied; with fewer queries than keys it must be explicit
+        if "window" in extra:
+            extra["window"] = extra["window"].rows(start)
+        elif mask is None:  # a causal mask the kernel would have implied; with fewer queries than keys it must be explicit
             causal = torch.ones(t, t, dtype=torch.bool, device=h.device).tril()
             mask = torch.zeros(t, t, dtype=h.dtype, device=h.device).masked_fill(~causal, torch.finfo(h.dtype).min)[None, None]
+        if mask is not None:
+            mask = mask[:, :, start:]
+        extra.pop("position_ids", None)
         _, keys, values = attn.c_attn(block.ln_1(h[:, :start])).split(attn.split_size, dim=2)
         cache = DynamicCache()
         cache.update(*(x.view(rows, start, -1, attn.head_dim).transpose(1, 2) for x in (keys, values)), attn.layer_idx)
-        out = block(h[:, start:], cache, mask[:, :, start:], use_cache=True)
+        out = block(h[:, start:], cache, mask, use_cache=True, **extra)
         out = out[0] if isinstance(out, tuple) else out
         return self.lm_head(self.transformer.ln_f(out))
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
-                number_ids=None, key_position_ids=None, **kwargs) -> HexAddOutput:
-        out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, key_position_ids, **kwargs)
+                number_ids=None, window=None, heads: int | None = None, **kwargs) -> HexAddOutput:
+        """`heads`: how many prediction heads to compute (default all; decoding with head 1 alone needs one)."""
+        out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, window, **kwargs)
         h = out.last_hidden_state                                         # (B, T, C)
         logits = self.lm_head(h)                                          # (B, T, V)
-        head_logits = torch.stack([logits] + [self.lm_head(head(h)) for head in self.heads])  # (n, B, T, V)
+        drafts = self.heads[:(self.config.n_predict if heads is None else heads) - 1]
+        head_kwargs = {}
+        if drafts and isinstance(drafts[0], DraftBlock):
+            head_kwargs = {"cache": cache, "use_cache": kwargs.get("use_cache", False)}
+            if self.config.windowed:
+                head_kwargs["window"] = out.window
+            else:
+                head_kwargs["attention_mask"] = create_causal_mask(
+                    config=self.config, inputs_embeds=h, attention_mask=attention_mask, cache=cache,
+                    position_ids=position_ids if position_ids is not None else self.position_ids(input_ids, attention_mask),
+                    layer_idx=self.config.n_layer)
+        head_logits = torch.stack([logits] + [self.lm_head(head(h, **head_kwargs)) for head in drafts])  # (n, B, T, V)
 
         loss = head_losses = None
         if labels is not None:

@@ -1,8 +1,10 @@
-"""Position ids (Abacus-style block positions, plain sequential positions, a sinusoidal table) and number ids.
+"""Position ids (Abacus-style block positions, plain sequential positions, a sinusoidal table), number ids, and the
+window of keys a block-window model attends to.
 
 Only torch is imported here: this file travels with published models (trust_remote_code).
 """
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -50,24 +52,62 @@ def sinusoidal_table(n_positions: int, dim: int, theta: float = 10000.0) -> torc
     return table
 
 
-def block_distance_bias(key_positions: torch.Tensor, attention_mask: torch.Tensor, table: torch.Tensor,
-                        query_length: int, window: bool = False) -> torch.Tensor:
-    """The additive (B, H, Tq, Tk) attention mask of block_relative models: table[h, d] for the block distance
-    d = key position - query position, clipped to +-D ((H, 2D + 1) table); the minimum where a key is later
-    than the query or masked, and with `window` where |d| > D. The queries are the last `query_length` keys.
+@dataclass
+class Window:
+    """The keys each query of a block-window model attends to. For every number (first operand, second, answer,
+    after it) and every block distance d in -D..D: the key of that number at the query's block position + d, where
+    there is one that is valid and not later than the query. At most 4 (2D + 1) keys a query, whatever the length:
+    memory and work grow with the number of tokens, not its square."""
+    index: torch.Tensor     # (B, Tq, K) each candidate's key column (0 where not allowed)
+    allowed: torch.Tensor   # (B, Tq, K)
+    distance: torch.Tensor  # (K,) each candidate's key position minus query position, in -D..D
 
-    Clipped, every distance a longer number brings falls into the outermost entries, which training sets
-    (as in T5's relative buckets): nothing positional is left untrained, whatever the length. Yet longer
-    numbers bring more keys into those entries, and their share of attention grows with the length; a
-    window keeps them out, so a query sees the same keys at every length.
-    """
-    D = (table.shape[1] - 1) // 2
-    query_positions = key_positions[:, -query_length:]                                     # (B, Tq)
-    distance = key_positions[:, None, :] - query_positions[:, :, None]                     # (B, Tq, Tk)
-    bias = table[:, distance.clamp(-D, D) + D].transpose(0, 1)                             # (B, H, Tq, Tk)
-    Tk = key_positions.shape[1]
-    keys = torch.arange(Tk, device=key_positions.device)
-    allowed = (keys[None, :] <= keys[Tk - query_length:, None])[None] & attention_mask.bool()[:, None, :]  # (B, Tq, Tk)
-    if window:
-        allowed = allowed & (distance.abs() <= D)
-    return bias.masked_fill(~allowed[:, None], torch.finfo(bias.dtype).min)
+    def rows(self, start: int) -> "Window":
+        """The window of the queries from `start` on."""
+        return Window(self.index[:, start:], self.allowed[:, start:], self.distance)
+
+
+class KeyTable:
+    """Each row's key column by (number, block position), so that a window is found by look-ups, not by comparing
+    every key with every query. Columns are added as tokens arrive (decoding adds a few a pass); a look-up checks
+    that the key it finds still has that number and position, so a column reused or masked since is not taken."""
+
+    def __init__(self, rows: int, positions: int, distance: int, device=None):
+        self.D = distance
+        self.width = positions + 2 * distance   # per number: block positions -D .. positions + D - 1
+        # The last slot is a scratch slot that masked columns write to and no look-up reads.
+        self.slots = torch.full((rows, NUMBERS * self.width + 1), -1, dtype=torch.long, device=device)
+
+    def add(self, columns: torch.Tensor, positions: torch.Tensor, numbers: torch.Tensor, valid: torch.Tensor) -> None:
+        """Record (B, k) columns with their block positions, numbers and validity."""
+        slot = torch.where(valid.bool(), numbers * self.width + positions + self.D, self.slots.shape[1] - 1)
+        self.slots.scatter_(1, slot, columns)
+
+    def window(self, columns: torch.Tensor, positions: torch.Tensor, key_positions: torch.Tensor,
+               key_numbers: torch.Tensor, key_valid: torch.Tensor) -> Window:
+        """The window of the queries at (B, Tq) `columns` with block `positions`, over keys described by
+        (B, Tk) `key_positions`, `key_numbers` and `key_valid`."""
+        D, device = self.D, self.slots.device
+        d = torch.arange(-D, D + 1, device=device)
+        number = torch.arange(NUMBERS, device=device).repeat_interleave(2 * D + 1)      # (K,)
+        distance = d.repeat(NUMBERS)                                                    # (K,)
+        look = positions[..., None] + number * self.width + D + distance               # (B, Tq, K)
+        index = self.slots.gather(1, look.flatten(1)).view(look.shape)
+        found = index >= 0
+        index = index.clamp(min=0)
+
+        def at(t):  # (B, Tk) -> (B, Tq, K): the keys' values at the candidates
+            return t.gather(1, index.flatten(1)).view(index.shape)
+
+        allowed = (found & (index <= columns[..., None]) & at(key_valid).bool()
+                   & (at(key_numbers) == number) & (at(key_positions) == positions[..., None] + distance))
+        return Window(index * allowed, allowed, distance)
+
+
+def block_window(positions: torch.Tensor, numbers: torch.Tensor, valid: torch.Tensor, distance: int) -> Window:
+    """The window of every token of whole (B, T) rows (no cache)."""
+    B, T = positions.shape
+    table = KeyTable(B, int(positions.max()) + 1 if T else 1, distance, positions.device)
+    columns = torch.arange(T, device=positions.device).expand(B, T)
+    table.add(columns, positions, numbers, valid)
+    return table.window(columns, positions, positions, numbers, valid)

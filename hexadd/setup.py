@@ -29,8 +29,8 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=m.dropout,
         activation_function=m.activation,  # gelu_pytorch_tanh: GPT-2's tanh GELU as one kernel instead of six ops
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
-        n_predict=m.n_predict, position_scheme=m.positions, relative_distance=m.relative_distance,
-        relative_window=m.relative_window, max_offset=m.max_offset, offset_per=m.offset_per,
+        n_predict=m.n_predict, draft_head=m.draft_head, position_scheme=m.positions, window=m.window,
+        max_offset=m.max_offset, offset_per=m.offset_per,
         offset_scope=m.offset_scope, number_embedding=m.number_embedding,
         digit_token_ids=digit_token_ids(tok),
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
@@ -55,16 +55,13 @@ def longest(tok, splits: list[Split]) -> dict:
 
 def param_groups(model, weight_decay: float):
     """nanoGPT's rule: decay matrices and embeddings, not biases or LayerNorm gains. The attention bias of
-    block_relative models is a bias too: decay would pull its gap between near and far keys, which longer
-    numbers (more far keys) need wide, towards 0."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    attention_bias = getattr(model, "distance_bias", None)
+    block-window models is a bias too: decay would pull its gap between near and far keys towards 0."""
     seen, decay, no_decay = set(), [], []
-    for p in params:
-        if id(p) in seen:  # the tied embedding appears once
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:  # the tied embedding appears once
             continue
         seen.add(id(p))
-        (decay if p.dim() >= 2 and p is not attention_bias else no_decay).append(p)
+        (decay if p.dim() >= 2 and not name.endswith("distance_bias") else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
