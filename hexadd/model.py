@@ -128,6 +128,15 @@ class DraftBlock(nn.Module):
         return self.ln(out[0] if isinstance(out, tuple) else out)
 
 
+def head_targets(labels: torch.Tensor, j: int) -> torch.Tensor:
+    """(B, T - j) what head j at positions 0..T-j-1 is trained to predict: token t+j, where labels (-100 outside
+    the answer) has one and token t+1 is in the answer too. Decoding drafts only from the prompt's last `+` on,
+    so head j does not learn the answer's first digits from the second operand's last ones (which a window
+    could not even see)."""
+    T = labels.shape[1]
+    return labels[:, j:].masked_fill(labels[:, 1:T - j + 1] == -100, -100)
+
+
 class _LastBlockReached(Exception):
     """Stops the trunk at its last block's input (head1_logits_from)."""
 
@@ -307,8 +316,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
 
         loss = head_losses = None
         if labels is not None:
-            # Head j at position t predicts token t+j; labels are -100 outside the answer.
-            losses = [F.cross_entropy(lg[:, :-j].flatten(0, 1), labels[:, j:].flatten(), ignore_index=-100)
+            losses = [F.cross_entropy(lg[:, :-j].flatten(0, 1), head_targets(labels, j).flatten(), ignore_index=-100)
                       for j, lg in enumerate(head_logits, 1) if lg.shape[1] > j]
             head_losses = torch.stack(losses)
             loss = head_losses.mean()

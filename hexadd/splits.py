@@ -9,6 +9,7 @@ import torch
 from . import dataset
 from .encoding import answer_labels
 from .errors import DataError
+from .model import head_targets
 from .tokenization import separator_id
 
 ENCODING = 1  # bump when encode_split's output changes, so cached encodings are not reused
@@ -92,7 +93,7 @@ def evaluate(model, split: Split, batch_size: int = 512, rank: int = 0, world: i
         sums[1] += w
         sums[2 + n:] += out.head_losses.double() * w
         for j, lg in enumerate(out.head_logits, 1):
-            target = labels[:, j:]                                   # (B, T-j)
+            target = head_targets(labels, j)                         # (B, T-j)
             hit = (lg[:, :-j].argmax(-1) == target) | (target == -100)
             sums[1 + j] += hit.all(dim=1).sum()
     model.train(was_training)
