@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLES := 1234+5678 4095+1 9999+9999 0+0 101+1002
 
-.PHONY: venv data tokenizer train infer certify attention pipeline lengthgen test bench ablations ablations-quick clean
+.PHONY: venv data tokenizer train infer certify attention pipeline anylength test bench ablations ablations-quick clean
 
 venv: $(VENV)/.installed
 
@@ -34,8 +34,8 @@ attention: venv
 
 pipeline: data tokenizer train infer attention
 
-lengthgen: venv
-	$(PY) lengthgen.py --config configs/lengthgen.yaml
+anylength: venv
+	$(PY) lengthgen.py --config configs/anylength.yaml
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -2,10 +2,13 @@
 """Add numbers with a trained model: decimal in, decimal out.
 
   python3 inference.py 1234+5678 "4095 + 1"
+  python3 inference.py 0xFFFF+0x1                 (hexadecimal in, hexadecimal out)
   python3 inference.py --file problems.txt        (one a+b per line; - reads standard input)
   python3 inference.py --eval                     (exact match on the held-out problems: the test split of data/)
   python3 inference.py --certify                  (exact match on 10^6 problems sampled from the whole range)
   python3 inference.py --certify all              (on every problem in the range)
+  python3 inference.py --certify --range 0 9999   (on another range: any-length models certify any)
+  python3 inference.py --bands 1000               (any-length models: 1,000 problems a family in each length band)
 """
 import os
 import re
@@ -17,7 +20,7 @@ from hexadd import cli
 from hexadd.config import TrainConfig
 from hexadd.config_files import load
 from hexadd.errors import ConfigError, HexaddError
-from hexadd.numbers import parse_decimal_problem
+from hexadd.numbers import is_hex_problem, parse_decimal_problem, show
 
 
 def main():
@@ -29,7 +32,12 @@ def main():
     p.add_argument("--certify", nargs="?", const="default", metavar="N|all",
                    help="exact match on N problems sampled uniformly from the whole trained range "
                         "(default 1,000,000), or on every one of them with 'all'")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --certify sample (default 0)")
+    p.add_argument("--range", nargs=2, type=int, metavar=("LO", "HI"),
+                   help="--certify operands LO..HI instead of the trained range (beyond it: any-length models)")
+    p.add_argument("--bands", type=int, metavar="N",
+                   help="any-length models: exact match on N fresh problems of each family in each band of "
+                        "operand lengths, 1-8 .. 513-1,024 and 4,096 hex digits (hexadd/bands.py)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --certify and --bands samples (default 0)")
     p.add_argument("--search", type=int, default=10, metavar="ROUNDS",
                    help="after --certify, rounds of a search for wrong problems near the thinnest it checked "
                         "(default 10, about 25,000 problems; 0: none)")
@@ -49,19 +57,25 @@ def main():
         if not re.match(r"-[0-9.]", extra):
             p.error(f"unrecognized arguments: {extra}")
         args.problems.append(extra)
-    if not args.problems and args.file is None and args.eval is None and args.certify is None:
-        raise ConfigError("give problems (1234+5678), --file PATH, --eval or --certify")
+    if not args.problems and args.file is None and args.eval is None and args.certify is None and args.bands is None:
+        raise ConfigError("give problems (1234+5678), --file PATH, --eval, --certify or --bands")
+    if args.range is not None and (args.certify is None or not 0 <= args.range[0] <= args.range[1]):
+        raise ConfigError("--range LO HI: goes with --certify, and needs 0 <= LO <= HI")
+    if args.bands is not None and args.bands < 1:
+        raise ConfigError(f"--bands: needs at least 1 problem a family, got {args.bands}")
     samples = _certify_count(args.certify)
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     if args.search < 0:
         raise ConfigError(f"--search: must be >= 0 rounds, got {args.search}")
-    pairs = []
+    pairs, hexadecimal = [], set()
     for text in args.problems:  # all command-line problems are checked before the model loads
         try:
             pairs.append(parse_decimal_problem(text))
         except ValueError as e:
             raise HexaddError(str(e)) from None
+        if is_hex_problem(text):
+            hexadecimal.add(pairs[-1])
 
     cfg = load(TrainConfig, args.config, args.overrides) if args.model is None or args.eval == "" else None
     from hexadd.devices import pick_device
@@ -81,8 +95,8 @@ def main():
     mode = args.decode or default_mode(model)
     known = f"{c.min_operand}..{c.max_operand}"
 
-    def in_range(a, b):
-        return c.min_operand <= a <= c.max_operand and c.min_operand <= b <= c.max_operand
+    def in_range(a, b):  # a block-window model declares no range: it reads only block distances inside its window
+        return c.windowed or (c.min_operand <= a <= c.max_operand and c.min_operand <= b <= c.max_operand)
 
     def refusal(a, b):
         """Why a+b cannot be answered, or None."""
@@ -94,15 +108,17 @@ def main():
             return str(e)
         return None
 
-    def answer(batch):
+    def answer(batch, hex_pairs=frozenset()):
         for ans in decode(model, tok, batch, mode, args.batch_size):
+            h = (ans.a, ans.b) in hex_pairs
+            problem = f"{show(ans.a, h)}+{show(ans.b, h)}"
             if ans.value is None:
-                print(f"{ans.a}+{ans.b}=?")
-                print(f"note: {ans.a}+{ans.b}: {ans.note}", file=sys.stderr)
+                print(f"{problem}=?")
+                print(f"note: {problem[:60]}: {ans.note}", file=sys.stderr)
             else:
-                print(f"{ans.a}+{ans.b}={ans.value}")
+                print(f"{problem}={show(ans.value, h)}")
                 if not in_range(ans.a, ans.b):
-                    print(f"note: {ans.a}+{ans.b}: outside the trained operands {known}; the answer is "
+                    print(f"note: {problem[:60]}: outside the trained operands {known}; the answer is "
                           f"{'right' if ans.value == ans.a + ans.b else 'wrong'}", file=sys.stderr)
         sys.stdout.flush()
 
@@ -110,14 +126,14 @@ def main():
         if (why := refusal(a, b)) is not None:
             raise HexaddError(why)
     if pairs:
-        answer(pairs)
+        answer(pairs, hexadecimal)
 
     bad_lines = 0
     if args.file is not None:
         src = sys.stdin if args.file == "-" else _open(args.file)
         lines = enumerate(src, 1)
         while chunk := list(islice(lines, args.batch_size)):
-            batch = []
+            batch, hex_pairs = [], set()
             for n, line in chunk:
                 if not line.strip():
                     continue
@@ -132,8 +148,10 @@ def main():
                     bad_lines += 1
                     continue
                 batch.append((a, b))
+                if is_hex_problem(line):
+                    hex_pairs.add((a, b))
             if batch:
-                answer(batch)
+                answer(batch, hex_pairs)
 
     if args.eval is not None:
         from hexadd.evaluation import evaluate_file, report, write_outputs
@@ -146,10 +164,23 @@ def main():
     if args.certify is not None:
         from hexadd.certificate import WRONG_FILE, report, save
         from hexadd.certify import certify
+        lo, hi = args.range or (c.min_operand, c.max_operand)
+        if not c.windowed and not (c.min_operand <= lo <= hi <= c.max_operand) and not args.allow_out_of_range:
+            raise HexaddError(f"--range {lo} {hi}: this model was trained on operands {known}; use "
+                              "--allow-out-of-range to certify beyond them anyway")
         cert = certify(model, tok, samples, seed=args.seed, batch_size=max(args.batch_size, 4096),
-                       wrong_path=out / WRONG_FILE, search_rounds=args.search)
+                       wrong_path=out / WRONG_FILE, search_rounds=args.search, operands=(lo, hi))
         print(report(cert))
         print(f"wrote {save(cert, out)} and {out / WRONG_FILE}")
+    if args.bands is not None:
+        if not c.windowed:
+            raise HexaddError("--bands: only a block-window model (positions block_relative) runs at any length")
+        from hexadd.bands import certify_bands, locality, save_bands
+        from hexadd.bands import report as bands_report
+        records = certify_bands(model, tok, args.bands, seed=args.seed)
+        result = {"bands": records, "locality": locality(model, tok)}
+        print(bands_report(result))
+        print(f"wrote {save_bands(result, out)}")
     if bad_lines:
         sys.exit(1)
 

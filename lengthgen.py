@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Length generalization: train on short operands (configs/lengthgen.yaml: 1..8 hex digits), then measure
+"""Length generalization: train on short operands (configs/anylength.yaml: 1..8 hex digits), then measure
 exact match on every pair of operand lengths up to four times longer. Run it again to continue a stopped run.
 
   python3 lengthgen.py
@@ -14,7 +14,7 @@ from hexadd.lengthgen import LengthgenConfig
 
 def main():
     p = cli.parser(__doc__)
-    cli.add_config_args(p, "configs/lengthgen.yaml")
+    cli.add_config_args(p, "configs/anylength.yaml")
     args = p.parse_args()
     cfg = load(LengthgenConfig, args.config, args.overrides)
     from hexadd.devices import pick_device

@@ -3,7 +3,7 @@
 the exhaustive certificate. On one H200 the 10^8 problems of 0..9999 take about two minutes; on a CPU, hours.
 
     python3 bench/certify_all.py --model model --name certify-all-default
-    python3 bench/certify_all.py --model runs/anylength/model --name certify-all-anylength --batch-size 50000
+    python3 bench/certify_all.py --model runs/anylength/model --range 0 9999 --bands 2500 --name certify-all-anylength
 """
 import argparse
 import json
@@ -20,6 +20,8 @@ def main():
     p.add_argument("--name", required=True, help="results file name under bench/results/")
     p.add_argument("--n", type=int, default=None, help="a seeded sample of N problems instead of every one")
     p.add_argument("--batch-size", type=int, default=100_000, help="problems a forward pass")
+    p.add_argument("--range", nargs=2, type=int, metavar=("LO", "HI"), help="operands LO..HI (default: the trained range)")
+    p.add_argument("--bands", type=int, default=0, help="then, for a block-window model, N problems a family and band")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="also copy the results file and the wrong problems here")
     args = p.parse_args()
@@ -39,15 +41,23 @@ def main():
     model, tok = load_model(args.model, device=device)
     wrong_path = Path(args.out or ".") / f"{args.name}-wrong.txt"
     wrong_path.parent.mkdir(parents=True, exist_ok=True)
-    cert = certify(model, tok, args.n, seed=0, batch_size=args.batch_size, wrong_path=wrong_path)
+    cert = certify(model, tok, args.n, seed=0, batch_size=args.batch_size, wrong_path=wrong_path,
+                   operands=tuple(args.range) if args.range else None)
     print(report(cert), flush=True)
     d = cert.to_json()
+    bands = None
+    if args.bands:
+        from hexadd.bands import certify_bands, locality
+        from hexadd.bands import report as bands_report
+        bands = {"per_family": args.bands, "bands": certify_bands(model, tok, args.bands, progress=False),
+                 "locality": locality(model, tok)}
+        print(bands_report(bands), flush=True)
     folder = Path(args.model)
     trained_with = folder / "training_config.yaml"
     out = save(args.name, {"model": str(args.model), "model_config": json.loads((folder / "config.json").read_text()),
                            "training_config": trained_with.read_text() if trained_with.is_file() else None,
                            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-                           "certificate": d})
+                           "certificate": d, "bands": bands})
     if args.out:
         (Path(args.out) / out.name).write_text(out.read_text())
 

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Decoding throughput: problems/s for single, multi and verified on 100,000 problems none of which is in
-the training file, forward passes per answer, agreement with single, and inference.py --file end to end
-(wall time and peak memory of the whole command)."""
+the training file (or, with --digits, fresh problems of that many digits each), forward passes per answer,
+agreement with single, the modes side by side at several batch sizes, and inference.py --file end to end
+(wall time and peak memory of the whole command).
+
+    python3 bench/decode_speed.py
+    python3 bench/decode_speed.py --model runs/anylength/model --digits 32 --problems 20000 --sweep 1 256 --name decode_speed-anylength-32
+"""
 import argparse
 import os
 import random
@@ -43,8 +48,14 @@ def main():
     p.add_argument("--problems", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--sweep", type=int, nargs="*", default=[1, 8, 64, 256], help="batch sizes to compare modes at")
+    p.add_argument("--model", default=str(ROOT / "model"))
+    p.add_argument("--digits", type=int, help="fresh problems whose operands have exactly this many digits")
+    p.add_argument("--sweep-problems", type=int, default=400, help="problems a batch size of the sweep, times the batch size")
+    p.add_argument("--no-cli", action="store_true", help="skip the inference.py --file measurement")
+    p.add_argument("--name", default="decode_speed")
     args = p.parse_args()
-    need_data()
+    if args.digits is None:
+        need_data()
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
@@ -52,8 +63,13 @@ def main():
     from hexadd.loading import load_model
 
     torch.set_num_threads(os.cpu_count())
-    model, tok = load_model(str(ROOT / "model"))
-    pairs = unseen_problems(args.problems)
+    model, tok = load_model(args.model)
+    if args.digits is None:
+        pairs = unseen_problems(args.problems)
+    else:
+        rng, base, d = random.Random(1), model.config.base, args.digits
+        pairs = [(rng.randrange(base ** (d - 1), base ** d), rng.randrange(base ** (d - 1), base ** d))
+                 for _ in range(args.problems)]
     modes = ["single", "multi", "verified"] if model.config.n_predict > 1 else ["single"]
     rows, texts = {}, {}
     for mode in modes:
@@ -74,26 +90,34 @@ def main():
     # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers.
     sweep = {}
     for batch in args.sweep:
-        subset = pairs[:min(len(pairs), 400 * batch)]
-        row = {}
+        subset = pairs[:min(len(pairs), args.sweep_problems * batch)]
+        row, seconds, passes = {}, {}, {}
         for mode in modes:
             t0 = time.perf_counter()
-            decode(model, tok, subset, mode, batch)
-            row[mode] = len(subset) / (time.perf_counter() - t0)
-        sweep[batch] = {"problems": len(subset), "problems_per_s": row,
-                        "speed_vs_single": {m: row[m] / row["single"] for m in modes}}
-        print(f"batch {batch:>5}: " + ", ".join(f"{m} {row[m]:.0f}/s ({row[m] / row['single']:.2f}x)" for m in modes))
+            answers = decode(model, tok, subset, mode, batch)
+            seconds[mode] = time.perf_counter() - t0
+            row[mode] = len(subset) / seconds[mode]
+            passes[mode] = sum(a.passes for a in answers) / len(subset)
+        sweep[batch] = {"problems": len(subset), "problems_per_s": row, "passes_per_answer": passes,
+                        "speed_vs_single": {m: row[m] / row["single"] for m in modes},
+                        "wall_vs_single": {m: seconds[m] / seconds["single"] for m in modes},
+                        "passes_vs_single": {m: passes[m] / passes["single"] for m in modes}}
+        print(f"batch {batch:>5}: " + ", ".join(f"{m} {row[m]:.0f}/s (wall {seconds[m] / seconds['single']:.2f}x single, "
+                                                f"passes {passes[m] / passes['single']:.2f}x)" for m in modes), flush=True)
 
+    cli = {}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.no_cli:
+            modes = []
         problems = Path(tmp) / "problems.txt"
         problems.write_text("".join(f"{a}+{b}\n" for a, b in pairs))
-        cli = {}
         for mode in modes:
-            wall, rss = run_cli(["inference.py", "--file", str(problems), "--decode", mode, "--batch-size", str(args.batch_size)])
+            wall, rss = run_cli(["inference.py", "--model", args.model, "--file", str(problems), "--decode", mode,
+                                 "--batch-size", str(args.batch_size)])
             cli[mode] = {"wall_s": wall, "problems_per_s": len(pairs) / wall, "peak_rss_mb": rss}
             print(f"inference.py --file ({len(pairs):,} problems, --decode {mode}): {wall:.1f}s, "
                   f"{len(pairs) / wall:.0f} problems/s end to end, peak RSS {rss:.0f} MB")
-    save("decode_speed", {"problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
+    save(args.name, {"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
                           "batch_sweep": sweep, "cli": cli})
 
 

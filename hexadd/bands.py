@@ -97,9 +97,10 @@ def _show(d: torch.Tensor, length: int, base: int) -> str:
 
 
 @torch.inference_mode()
-def certify_bands(model, tok, n: int, bands=BANDS, families=FAMILIES, seed: int = 0, batch_size: int = 4096,
+def certify_bands(model, tok, n: int, bands=None, families=FAMILIES, seed: int = 0, batch_size: int = 4096,
                   progress: bool = True, log=print) -> list[dict]:
-    """`n` problems a band and family; a record per (band, family) and one pooled per band."""
+    """`n` problems a band (default BANDS) and family; a record per (band, family) and one pooled per band."""
+    bands = bands or BANDS
     c = model.config
     encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
     was_training = model.training
@@ -193,3 +194,32 @@ def locality(model, tok, n: int = 64, length: int = 256, seed: int = 0) -> dict:
 def summary(records: list[dict]) -> list[dict]:
     """The pooled rows: one per band."""
     return [r for r in records if r["family"] == "all"]
+
+
+BANDS_FILE = "bands.json"
+
+
+def save_bands(result: dict, out_dir) -> "Path":
+    """bands.json in `out_dir`: the records and the locality measurement."""
+    from pathlib import Path
+
+    from .io import write_json
+    path = Path(out_dir) / BANDS_FILE
+    write_json(path, result)
+    return path
+
+
+def report(result: dict) -> str:
+    lines = ["any-length certificate (teacher forced = greedy decoding; fresh problems, families pooled per band):"]
+    for r in summary(result["bands"]):
+        lo, hi = r["band"]
+        name = f"{lo}..{hi}" if lo != hi else f"{lo}"
+        fams = ", ".join(f"{x['family']} {x['wrong']}/{x['n']}" for x in result["bands"]
+                         if x["band"] == r["band"] and x["family"] != "all" and x["wrong"])
+        lines.append(f"  {name:>10} digits: {r['n'] - r['wrong']:,}/{r['n']:,} right, 95% upper bound "
+                     f"{r['upper_95']:.2g} ({r['seconds']:.0f} s)" + (f"; wrong: {fams}" if fams else ""))
+    if loc := result.get("locality"):
+        lines.append(f"  locality: digits further than {loc['radius']} + 1 block positions redrawn in {loc['problems']} "
+                     f"problems of {loc['operand_digits']} digits: head 1's logits near the middle moved by at most "
+                     f"{loc['max_abs_logit_difference']:.3g}, answers changed: {loc['answers_changed']}")
+    return "\n".join(lines)

@@ -27,8 +27,9 @@ def model_card(model_dir: Path, repo_id: str):
     cert = json.loads(cert_path.read_text()) if cert_path.is_file() else None
     if cert:
         how = "every problem" if cert["exhaustive"] else f"{cert['n']:,} problems sampled uniformly, seed {cert['seed']}"
+        clo, chi = cert["min_operand"], cert["max_operand"]
         common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
-                      dataset_name=f"{lo}..{hi} + {lo}..{hi} addition, base {base} ({how})",
+                      dataset_name=f"{clo}..{chi} + {clo}..{chi} addition, base {base} ({how})",
                       metric_args={"n": cert["n"], "wrong": cert["wrong"], "exhaustive": cert["exhaustive"],
                                    **({} if cert["exhaustive"] else {"seed": cert["seed"]})})
         results[:0] = [
@@ -36,6 +37,21 @@ def model_card(model_dir: Path, repo_id: str):
                        metric_name=f"Exact match, certificate ({cert['wrong']:,} wrong of {cert['n']:,})"),
             EvalResult(**common, metric_type="certified_error_rate_upper_95", metric_value=cert["upper_95"],
                        metric_name="Error rate, one-sided 95% upper bound")]
+    bands_path = model_dir / "bands.json"
+    bands = json.loads(bands_path.read_text()) if bands_path.is_file() else None
+    if bands:
+        for r in bands["bands"]:
+            if r["family"] != "all":
+                continue
+            blo, bhi = r["band"]
+            common = dict(task_type="text-generation", task_name="Integer addition", dataset_type="hexadd-addition",
+                          dataset_name=f"operands of {blo}..{bhi} digits, base {base} ({r['n']:,} fresh problems: "
+                                       "uniform, carry runs, all-F plus 1, mixed lengths)",
+                          metric_args={"n": r["n"], "wrong": r["wrong"]})
+            results += [EvalResult(**common, metric_type="exact_match", metric_value=1 - r["wrong"] / r["n"],
+                                   metric_name=f"Exact match, {blo}..{bhi} digits ({r['wrong']:,} wrong of {r['n']:,})"),
+                        EvalResult(**common, metric_type="certified_error_rate_upper_95", metric_value=r["upper_95"],
+                                   metric_name=f"Error rate, {blo}..{bhi} digits, one-sided 95% upper bound")]
     data = ModelCardData(library_name="transformers", pipeline_tag="text-generation", model_name=repo_id,
                          tags=["hexadd", "arithmetic", "addition", "gpt2"], eval_results=results or None,
                          datasets=[config["dataset"]] if config.get("dataset") else None)
@@ -45,9 +61,12 @@ def model_card(model_dir: Path, repo_id: str):
     example, prompt = format_problem(a, 1, base), format_prompt(a, 1, base)
     n_params = _parameter_count(model_dir)
     train_cfg = model_dir / "training_config.yaml"
+    trained = (f"trained from scratch on operands {lo}..{hi} ({_digits(lo, base)}..{_digits(hi, base)} digits), that adds "
+               "integers of any length" if config.get("position_scheme") == "block_relative"
+               else f"trained from scratch to add integers {lo}..{hi}")
     lines = [
         f"# {repo_id}", "",
-        f"A GPT-2 trained from scratch to add integers {lo}..{hi}, written in base {base} with digits reversed "
+        f"A GPT-2 {trained}, written in base {base} with digits reversed "
         f"(least significant first). {n_params:,} parameters, {config['n_layer']} layers, {config['n_embd']} wide, "
         f"{config['n_head']} attention heads, {config['n_predict']} prediction heads, `{config['position_scheme']}` positions, "
         f"`{config.get('activation_function', 'gelu_new')}` activation.",
@@ -62,7 +81,7 @@ def model_card(model_dir: Path, repo_id: str):
     if cert:
         lines += [f"**Certificate:** {cert['n'] - cert['wrong']:,} of {cert['n']:,} problems right ({cert['wrong']:,} wrong), "
                   f"{'every problem' if cert['exhaustive'] else 'a uniform sample (seed ' + str(cert['seed']) + ')'} "
-                  f"of operands {lo}..{hi}: error rate {cert['error_rate']:.3g}, one-sided 95% upper bound "
+                  f"of operands {cert['min_operand']}..{cert['max_operand']}: error rate {cert['error_rate']:.3g}, one-sided 95% upper bound "
                   f"**{cert['upper_95']:.3g}**. Checked by one teacher-forced pass per problem (head-1 argmax at every "
                   "answer token, which is exactly greedy decoding); training problems count, since users ask them.", ""]
         if search := cert.get("search"):
@@ -72,6 +91,18 @@ def model_card(model_dir: Path, repo_id: str):
             lines += [f"An error search from the {search['from_thinnest']} problems it answered by the thinnest "
                       f"margin ({search['rounds']} rounds of one-digit neighbours, {search['evaluated']:,} problems) "
                       f"{found}.", ""]
+    if bands:
+        lines += ["**Any length:** fresh problems in each band of operand lengths, in four families (uniform, runs of "
+                  "columns summing to base - 1 after a carry, all-F plus 1, operands of mixed lengths), teacher forced:", "",
+                  "| operand digits | problems | wrong | 95% upper bound on the error rate |", "|---|---|---|---|"]
+        lines += [f"| {r['band'][0]}..{r['band'][1]} | {r['n']:,} | {r['wrong']:,} | {r['upper_95']:.2g} |"
+                  for r in bands["bands"] if r["family"] == "all"]
+        if loc := bands.get("locality"):
+            lines += ["", f"Why a band speaks for longer numbers: head 1 at an answer digit depends only on the tokens within "
+                          f"{loc['radius']} block positions (window × layers). Measured: redrawing every digit further away in "
+                          f"{loc['problems']} problems of {loc['operand_digits']} digits moved head 1's logits there by "
+                          f"{loc['max_abs_logit_difference']:.3g}."]
+        lines.append("")
     if ev:
         lines += [f"Exact match on {ev['total']:,} held-out problems (no pair, in either order, seen in training): "
                   f"**{ev['accuracy']:.2%}** ({ev['correct']}/{ev['total']}), `{ev['mode']}` decoding, "
@@ -131,3 +162,8 @@ def _parameter_count(model_dir: Path) -> int:
     from safetensors import safe_open
     with safe_open(model_dir / "model.safetensors", "pt") as f:  # tied weights are stored once
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def _digits(n: int, base: int) -> int:
+    from .numbers import num_digits
+    return num_digits(n, base)

@@ -121,10 +121,10 @@ def report(cert: Certificate) -> str:
     return "\n".join(lines)
 
 
-def save(cert: Certificate, out_dir: str | Path) -> Path:
-    """certificate.json in `out_dir`, and the certificate inside eval_results.json when that exists."""
+def save(cert: Certificate, out_dir: str | Path, extra: dict | None = None) -> Path:
+    """certificate.json in `out_dir` (with `extra` keys), and the certificate inside eval_results.json when that exists."""
     out_dir = Path(out_dir)
-    write_json(out_dir / CERTIFICATE_FILE, cert.to_json())
+    write_json(out_dir / CERTIFICATE_FILE, {**cert.to_json(), **(extra or {})})
     ev = out_dir / "eval_results.json"
     if ev.is_file():
         try:
@@ -139,8 +139,13 @@ def save(cert: Certificate, out_dir: str | Path) -> Path:
 
 def summary(cert: Certificate) -> dict:
     """The certificate's headline numbers, as stored beside evaluations and in the model card."""
-    return {"n": cert.n, "wrong": cert.wrong, "error_rate": cert.error_rate, "upper_95": cert.upper_95,
-            "exhaustive": cert.exhaustive, "seed": cert.seed, "min_operand": cert.min_operand,
-            "max_operand": cert.max_operand, "device": cert.device, "seconds": round(cert.seconds, 1),
-            **({"search_wrong": cert.search["wrong"], "search_evaluated": cert.search["evaluated"]}
-               if cert.search is not None else {})}
+    return summary_of(cert.to_json())
+
+
+def summary_of(d: dict) -> dict:
+    """summary() of a certificate read back from its JSON."""
+    return {"n": d["n"], "wrong": d["wrong"], "error_rate": d["error_rate"], "upper_95": d["upper_95"],
+            "exhaustive": d["exhaustive"], "seed": d["seed"], "min_operand": d["min_operand"],
+            "max_operand": d["max_operand"], "device": d["device"], "seconds": round(d["seconds"], 1),
+            **({"search_wrong": d["search"]["wrong"], "search_evaluated": d["search"]["evaluated"]}
+               if d.get("search") is not None else {})}

@@ -126,8 +126,9 @@ def head1_margin(model, enc: Encoded, rows: int | None = None) -> torch.Tensor:
 
 def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_size: int = 4096,
             wrong_path: str | Path | None = None, rank: int = 0, world: int = 1, progress: bool = True,
-            search_rounds: int = 0) -> Certificate:
-    """Check `n` sampled problems (or every problem when n is None, or when the range holds no more than n),
+            search_rounds: int = 0, operands: tuple[int, int] | None = None) -> Certificate:
+    """Check `n` sampled problems (or every problem when n is None, or when the range holds no more than n) of
+    the model's trained operand range, or of `operands` (lo, hi),
     drawn in chunks of `batch_size` (the chunks fix which problems a seed checks). With `search_rounds`, then
     search for wrong problems among the neighbours of the thinnest checked (search_errors).
 
@@ -137,7 +138,7 @@ def certify(model, tok, n: int | None = DEFAULT_SAMPLES, seed: int = 0, batch_si
     from .decoding import decode
 
     c = model.config
-    lo, hi = c.min_operand, c.max_operand
+    lo, hi = operands or (c.min_operand, c.max_operand)
     if n is not None and (hi - lo + 1) ** 2 <= n:
         n = None
     total = (hi - lo + 1) ** 2 if n is None else n
@@ -259,12 +260,13 @@ def search_errors(model, tok, cert: Certificate, rounds: int) -> None:
     if cert.pool is None:
         return
     c = model.config
-    encoder = None if ProblemEncoder.merges_digits(tok) else ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
+    lo, hi = cert.min_operand, cert.max_operand
+    encoder = None if ProblemEncoder.merges_digits(tok) else ProblemEncoder(tok, c.base, c.reverse, hi)
     verdicts_of = functools.partial(pair_verdicts, model, tok, encoder, batch_size=4096)
     t0 = time.perf_counter()
     # The generator picks which neighbours to try; it is not a sample any rate is measured on.
     g = torch.Generator().manual_seed(cert.seed or 0)
-    found, margins = search(lambda p: verdicts_of(p)[1], *cert.pool, rounds, c.min_operand, c.max_operand, c.base, g)
+    found, margins = search(lambda p: verdicts_of(p)[1], *cert.pool, rounds, lo, hi, c.base, g)
     suspects = found[margins <= 0]
     wrong = suspects[~verdicts_of(suspects)[0]].tolist()  # by argmax, as the sample: a tie may be right
     lines = _describe(model, tok, wrong[:10], decode, decode_answers=True) if wrong else []

@@ -12,7 +12,7 @@ EXIT_USAGE = 2
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"data_config.yaml": "problems.count=20000", "train_config.yaml": "training.batch_size=64",
-            "configs/lengthgen.yaml": "training.device=cuda"}
+            "configs/anylength.yaml": "training.device=cuda"}
 
 
 def default_config(name: str) -> str:

@@ -66,7 +66,7 @@ def decode(model, tok, pairs: list[tuple[int, int]], mode: str = "single", batch
     return out
 
 
-def decode_rows(model, pairs, budget: int = 1 << 18) -> int:
+def decode_rows(model, pairs, budget: int = 1 << 17) -> int:
     """Rows a decoding batch may hold: every row keeps keys and values for all its tokens, so very long problems
     go fewer at a time (`budget` token columns a batch)."""
     c = model.config

@@ -1,6 +1,6 @@
 """Length generalization in one command: train on short numbers, then add numbers up to four times longer.
 
-One config (configs/lengthgen.yaml) holds the data sections (`numbers`, `problems`), the training
+One config (configs/anylength.yaml) holds the data sections (`numbers`, `problems`), the training
 sections (`model`, `training`) and `lengthgen` (the grid). The run generates the data, builds the
 tokenizer, trains through the usual trainer and measures exact match on every pair of operand lengths
 1..max_digits, writing under `lengthgen.dir`: data/, tokenizer/, model/ (a normal model folder),
@@ -33,11 +33,19 @@ class GridConfig:
     diagonal: int = 1000         # ... where both operands have the same length (2x, 3x, 4x are read there)
     seed: int = 0
     batch_size: int = 512        # problems per forward pass
+    certify: int = 1_000_000     # then problems sampled uniformly from certify_range, with the error search (0: none)
+    certify_range: list[int] = field(default_factory=lambda: [0, 9999])
+    bands: int = 0               # and (block-window models) this many problems a family in each band of lengths
 
     def validate(self, at):
         for key in ("max_digits", "per_cell", "diagonal", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{at}.{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("certify", "bands"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
+        if len(self.certify_range) != 2 or not 0 <= self.certify_range[0] <= self.certify_range[1]:
+            raise ConfigError(f"{at}.certify_range: must be [lo, hi] with 0 <= lo <= hi, got {self.certify_range}")
 
 
 @dataclass
@@ -60,9 +68,11 @@ class LengthgenConfig:
             raise ConfigError(f"lengthgen.max_digits: {top} is shorter than the trained operands ({longest} digits)")
         # The grid's longest answer has top + 1 digits: block position top + 1 (or the whole sequence's length).
         need = top + 2 if self.model.positions in BLOCK_SCHEMES else 4 + 3 * top + 1
-        if self.model.n_positions < need:
+        if self.model.n_positions < need and self.model.positions != "block_relative":
             raise ConfigError(f"model.n_positions: {self.model.n_positions} cannot hold the grid's longest problem "
                               f"({top}-digit operands); need at least {need}")
+        if self.lengthgen.bands and self.model.positions != "block_relative":
+            raise ConfigError("lengthgen.bands: only a block-window model (model.positions block_relative) runs at any length")
 
     def data(self) -> DataConfig:
         return DataConfig(self.numbers, self.problems, DataOutputConfig(f"{self.lengthgen.dir}/data"))
@@ -117,7 +127,9 @@ def run(cfg: LengthgenConfig, log=print) -> dict:
         step("tokenizer", lambda: _tokenizer(cfg))
         training = step("training", lambda: _train(cfg, root, log))
         cells = step("grid", lambda: _grid(cfg, root, log))
-        return _results(cfg, root, cells, training, progress["seconds"], log)
+        certificate = step("certificate", lambda: _certificate(cfg, root, log))
+        bands = step("bands", lambda: _bands(cfg, root, log))
+        return _results(cfg, root, cells, training, progress["seconds"], log, certificate, bands)
 
 
 def _data(cfg: LengthgenConfig, root: Path, log) -> None:
@@ -198,7 +210,57 @@ def _grid(cfg: LengthgenConfig, root: Path, log) -> dict:
     return evaluate_grid(model, tok, cells, g.seed, g.batch_size, done, save, log)
 
 
-def _results(cfg: LengthgenConfig, root: Path, cells: dict, training: dict, seconds: dict, log) -> dict:
+def _model_key(root: Path) -> str:
+    """The weights a measurement was made on: one made on other weights is made again."""
+    return hashlib.sha256((root / "model" / "model.safetensors").read_bytes()).hexdigest()
+
+
+def _certificate(cfg: LengthgenConfig, root: Path, log) -> dict | None:
+    """certificate.json in the model folder: a uniform sample of certify_range with the error search."""
+    from . import certificate
+    from .certify import certify
+    from .devices import pick_device
+    from .loading import load_model
+
+    g = cfg.lengthgen
+    if not g.certify:
+        return None
+    path, key = root / "model" / certificate.CERTIFICATE_FILE, _model_key(root)
+    have = _read_json(path)
+    lo, hi = g.certify_range
+    if have and have.get("weights_sha256") == key and have.get("n") == g.certify and [have["min_operand"], have["max_operand"]] == [lo, hi]:
+        return certificate.summary_of(have)
+    model, tok = load_model(str(root / "model"), device=pick_device(cfg.training.device))
+    cert = certify(model, tok, g.certify, seed=g.seed, wrong_path=root / "model" / certificate.WRONG_FILE,
+                   search_rounds=10, operands=(lo, hi))
+    certificate.save(cert, root / "model", extra={"weights_sha256": key})
+    log(certificate.report(cert))
+    return certificate.summary(cert)
+
+
+def _bands(cfg: LengthgenConfig, root: Path, log) -> dict | None:
+    """bands.json in the model folder: the any-length certificate and the locality measurement."""
+    from .bands import BANDS_FILE, certify_bands, locality, report, save_bands
+    from .devices import pick_device
+    from .loading import load_model
+
+    g = cfg.lengthgen
+    if not g.bands:
+        return None
+    key = _model_key(root)
+    have = _read_json(root / "model" / BANDS_FILE)
+    if have and have.get("weights_sha256") == key and have.get("per_family") == g.bands:
+        return have
+    model, tok = load_model(str(root / "model"), device=pick_device(cfg.training.device))
+    result = {"per_family": g.bands, "seed": g.seed, "weights_sha256": key,
+              "bands": certify_bands(model, tok, g.bands, seed=g.seed, log=log), "locality": locality(model, tok)}
+    save_bands(result, root / "model")
+    log(report(result))
+    return result
+
+
+def _results(cfg: LengthgenConfig, root: Path, cells: dict, training: dict, seconds: dict, log,
+             certificate: dict | None = None, bands: dict | None = None) -> dict:
     from .length_grid import summarize, to_json
     from .plots import length_grid
 
@@ -208,6 +270,7 @@ def _results(cfg: LengthgenConfig, root: Path, cells: dict, training: dict, seco
                "method": "teacher-forced head-1 argmax at every answer token (= greedy decoding); fresh problems "
                          "uniform over the numbers of each length",
                **summary, "seconds": {**seconds, "total": round(sum(seconds.values()), 1)}, "training": training,
+               "certificate": certificate, "bands": bands,
                "config": to_dict(cfg), "grid": to_json(cells)}
     write_json(root / RESULTS, results)
     marks = [f * hi for f in FACTORS]
@@ -231,6 +294,14 @@ def report(results: dict) -> list[str]:
                      f"{m['accuracy']:.2%} ({m['correct']:,}/{m['total']:,})")
     lines.append("  by the longer operand's digits: " + ", ".join(
         f"{x['digits']}: {x['accuracy']:.0%}" for x in results["by_longer_operand"]))
+    if c := results.get("certificate"):
+        lines.append(f"  certificate: {c['n'] - c['wrong']:,}/{c['n']:,} right on a uniform sample of "
+                     f"{c['min_operand']}..{c['max_operand']}, 95% upper bound {c['upper_95']:.2g}"
+                     + (f"; its error search found {c['search_wrong']:,} wrong" if "search_wrong" in c else ""))
+    if b := results.get("bands"):
+        from .bands import summary
+        lines.append("  bands (fresh problems, 4 families): " + ", ".join(
+            f"{r['band'][0]}..{r['band'][1]}: {r['wrong']}/{r['n']} wrong" for r in summary(b["bands"])))
     lines.append(f"  took {s['total'] / 60:.1f} min (" + ", ".join(f"{k} {v:.0f} s" for k, v in s.items() if k != "total") + ")")
     return lines
 

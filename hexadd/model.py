@@ -312,7 +312,11 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                     config=self.config, inputs_embeds=h, attention_mask=attention_mask, cache=cache,
                     position_ids=position_ids if position_ids is not None else self.position_ids(input_ids, attention_mask),
                     layer_idx=self.config.n_layer)
-        head_logits = torch.stack([logits] + [self.lm_head(head(h, **head_kwargs)) for head in drafts])  # (n, B, T, V)
+        # A draft block learns on the trunk without shaping it: head 1 trains as it would alone, and the block's own
+        # attention finds what the token j ahead needs (README: one head against two). An MLP head has no attention
+        # of its own and needs the trunk to carry that for it.
+        draft_input = h.detach() if head_kwargs else h
+        head_logits = torch.stack([logits] + [self.lm_head(head(draft_input, **head_kwargs)) for head in drafts])  # (n, B, T, V)
 
         loss = head_losses = None
         if labels is not None:

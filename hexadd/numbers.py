@@ -3,12 +3,18 @@ import re
 
 DIGITS = "0123456789ABCDEF"
 SEP = "+"
+_FORMATS = {2: "b", 8: "o", 16: "X"}
+
+
+LONGEST = 20_000  # digits an operand may have at the user's edge (decimal or hex): about 16,600 hex digits
 
 
 def to_base(n: int, base: int) -> str:
     """Non-negative integer -> digits in `base`, most significant first."""
     if n < 0:
         raise ValueError(f"negative number {n}")
+    if base in _FORMATS:  # Python's own conversion: linear in the length, where the loop below is quadratic
+        return format(n, _FORMATS[base])
     if n == 0:
         return "0"
     out = []
@@ -21,6 +27,8 @@ def to_base(n: int, base: int) -> str:
 def from_base(s: str, base: int) -> int:
     if not s:
         raise ValueError("empty number")
+    if base in _FORMATS and all(ch in DIGITS[:base] for ch in s):
+        return int(s, base)
     n = 0
     for ch in s:
         d = DIGITS.find(ch)
@@ -65,27 +73,54 @@ def parse_problem(line: str, base: int, reverse: bool = True, check_sum: bool = 
 
 
 _DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
 
 
 def parse_decimal_problem(text: str) -> tuple[int, int]:
-    """User input `1234+5678` (spaces allowed around +) -> (1234, 5678); ValueError says what is wrong."""
+    """User input `1234+5678` (spaces allowed around +; an operand may be hexadecimal as 0x1F) -> (1234, 5678);
+    ValueError says what is wrong."""
     s = text.strip()
     if not s:
         raise ValueError("empty problem")
     parts = [p.strip() for p in s.split("+")]
     if len(parts) > 2:
-        raise ValueError(f"{s!r}: expected two operands a+b, got {len(parts)}")
+        raise ValueError(f"{s[:40]!r}: expected two operands a+b, got {len(parts)}")
     if len(parts) < 2:
         if s.startswith("-") or re.fullmatch(r"[0-9]+\s*-\s*[0-9]+", s):
-            raise ValueError(f"{s!r}: negative numbers and subtraction are not supported")
-        raise ValueError(f"{s!r}: expected a+b")
+            raise ValueError(f"{s[:40]!r}: negative numbers and subtraction are not supported")
+        raise ValueError(f"{s[:40]!r}: expected a+b")
     for p in parts:
         if not p:
-            raise ValueError(f"{s!r}: missing operand")
+            raise ValueError(f"{s[:40]!r}: missing operand")
         if p.startswith("-"):
-            raise ValueError(f"{s!r}: negative numbers are not supported")
+            raise ValueError(f"{s[:40]!r}: negative numbers are not supported")
         if re.fullmatch(r"[0-9]*\.[0-9]*", p):
-            raise ValueError(f"{s!r}: decimals are not supported, only whole numbers")
-        if not _DECIMAL.fullmatch(p):
-            raise ValueError(f"{s!r}: {p!r} is not a non-negative decimal integer")
-    return int(parts[0]), int(parts[1])
+            raise ValueError(f"{s[:40]!r}: decimals are not supported, only whole numbers")
+        if not (_DECIMAL.fullmatch(p) or _HEX.fullmatch(p)):
+            raise ValueError(f"{s[:40]!r}: {p[:20]!r} is not a non-negative integer (decimal, or hexadecimal as 0x1F)")
+        if len(p) > LONGEST + 2:
+            raise ValueError(f"an operand of {len(p):,} characters: at most {LONGEST:,} digits are supported")
+    return tuple(int(p, 16) if _HEX.fullmatch(p) else _decimal(p) for p in parts)
+
+
+def is_hex_problem(text: str) -> bool:
+    """Both operands written in hexadecimal (0x...): the answer is shown in hexadecimal too."""
+    parts = [p.strip() for p in text.strip().split("+")]
+    return len(parts) == 2 and all(_HEX.fullmatch(p) for p in parts)
+
+
+def _decimal(digits: str) -> int:
+    import sys
+    if len(digits) > sys.get_int_max_str_digits() > 0:  # Python's guard against slow conversions; LONGEST bounds it
+        sys.set_int_max_str_digits(max(LONGEST + 1, 640))
+    return int(digits)
+
+
+def show(n: int, hexadecimal: bool = False) -> str:
+    """A number as the user reads it: decimal, or 0x-prefixed hexadecimal."""
+    if hexadecimal:
+        return f"0x{n:X}"
+    import sys
+    if n.bit_length() > 3.3 * sys.get_int_max_str_digits() > 0:
+        sys.set_int_max_str_digits(max(LONGEST + 2, 640))
+    return str(n)

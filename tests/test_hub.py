@@ -190,10 +190,10 @@ def test_model_card_says_how_positions_reach_the_model(tiny_run, tmp_path):
     shutil.copytree(tiny_run / "model", model_dir)
     assert "Position ids are block positions" in model_card(model_dir, "tester/adder").text
     config = json.loads((model_dir / "config.json").read_text())
-    config.update(position_scheme="block_relative", relative_distance=2, relative_window=True)
+    config.update(position_scheme="block_relative", window=2)
     (model_dir / "config.json").write_text(json.dumps(config))
     text = model_card(model_dir, "tester/adder").text
-    assert "keys further than 2 not attended" in text and "no position table" in text
+    assert "keys within ±2 block positions" in text and "no position table" in text and "any length" in text
     config.update(position_scheme="learned")
     (model_dir / "config.json").write_text(json.dumps(config))
     assert "Position ids number the tokens 0, 1, 2" in model_card(model_dir, "tester/adder").text

@@ -12,6 +12,7 @@ from hexadd.decoding import check_fits, decode
 from hexadd.encoding import ProblemEncoder
 from hexadd.loading import load_model
 from hexadd.model import HexAddConfig, HexAddForCausalLM
+from hexadd.numbers import format_prompt
 
 
 def infer(tiny_run, *args, input=None, launch=False):
@@ -84,26 +85,64 @@ def test_verified_equals_single_with_fewer_passes(tiny_run):
         assert [x.text for x in batched] == [x.text for x in alone]
 
 
-def test_block_relative_models_decode_alike_in_every_mode(tiny_run):
-    """The attention bias reads every cached token's block position and skips rejected drafts."""
+@pytest.mark.parametrize("draft_head", ["mlp", "block"])
+def test_block_window_models_decode_alike_in_every_mode(tiny_run, draft_head, monkeypatch):
+    """The window reads every cached token's block position and number and skips rejected drafts; answers hundreds
+    of digits long take the gathered path. Every mode and batch size writes what full-pass greedy writes."""
+    import hexadd.model as modeling
     trained, tok = load_model(str(tiny_run / "model"))
     torch.manual_seed(0)
     model = HexAddForCausalLM(HexAddConfig(**{**trained.config.to_dict(), "position_scheme": "block_relative",
-                                              "relative_distance": 2, "n_predict": 3})).eval()
-    # The trained weights but its position table, so the answers have digits; a third head, untrained, whose
+                                              "window": 2, "n_predict": 3, "draft_head": draft_head})).eval()
+    # The trained weights but its position table, so the answers have digits; two more heads, untrained, whose
     # drafts get rejected.
     model.load_state_dict({k: v for k, v in trained.state_dict().items() if "wpe" not in k}, strict=False)
     with torch.no_grad():
-        model.distance_bias.copy_(4 * torch.randn_like(model.distance_bias))
-    pairs = [(12, 34), (7, 5), (99, 99), (0, 0), (56, 7), (3, 81)]
-    single = [a.text for a in decode(model, tok, pairs, "single")]
-    assert len(set(single)) == len(pairs)
-    for mode in ("single", "verified"):
-        assert [a.text for a in decode(model, tok, pairs, mode, batch_size=4)] == single
-        assert [decode(model, tok, [p], mode)[0].text for p in pairs] == single
+        for attn in model.attention_layers():
+            attn.distance_bias.copy_(4 * torch.randn_like(attn.distance_bias))
+    pairs = [(12, 34), (7, 5), (99, 99), (0, 0), (56, 7), (3, 81), (10 ** 150 + 12345, 987 * 10 ** 120)]
+
+    def full_pass_greedy(a, b):
+        row = tok.encode(format_prompt(a, b, 10))
+        stop = {tok.convert_tokens_to_ids("+"), tok.pad_token_id, tok.unk_token_id}
+        for _ in range(max(len(str(a)), len(str(b))) + 2):
+            x = torch.tensor([row])
+            with torch.no_grad():
+                row.append(int(model(x, attention_mask=torch.ones_like(x), heads=1).logits[0, -1].argmax()))
+            if row[-1] in stop:
+                break
+        return "".join(tok.convert_ids_to_tokens(row[len(tok.encode(format_prompt(a, b, 10))):]))
+
+    expected = [full_pass_greedy(a, b) for a, b in pairs]
+    assert len(set(expected)) == len(pairs) and len(expected[-1]) > 100
+    for dense_keys in (128, 0):
+        monkeypatch.setattr(modeling, "DENSE_KEYS", dense_keys)
+        for mode in ("single", "verified"):
+            assert [a.text for a in decode(model, tok, pairs, mode, batch_size=4)] == expected, (mode, dense_keys)
+            assert [decode(model, tok, [p], mode)[0].text for p in pairs] == expected, (mode, dense_keys)
     check_fits(model, 16 ** 40, 1)  # no position table to run out of
     with pytest.raises(ValueError, match="needs position"):
         check_fits(trained, 16 ** 40, 1)
+
+
+def test_block_window_models_answer_any_length_in_hex_or_decimal(tiny_run, tmp_path):
+    """A block-window model declares no operand range: inference answers long operands without
+    --allow-out-of-range, in decimal, or in hexadecimal when both operands are written 0x..."""
+    trained, tok = load_model(str(tiny_run / "model"))
+    model = HexAddForCausalLM(HexAddConfig(**{**trained.config.to_dict(), "position_scheme": "block_relative",
+                                              "window": 2})).eval()
+    model.save_pretrained(tmp_path / "window")
+    tok.save_pretrained(tmp_path / "window")
+    big = "9" * 4933  # a 16,384-bit number has 4,933 decimal digits: past Python's default conversion limit
+    proc = run_main("inference.py", "--model", str(tmp_path / "window"), f"{big}+1", "0xFF+0x1", "12+34", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(big + "+1=") and lines[1].startswith("0xFF+0x1=0x") and lines[2].startswith("12+34=")
+    assert "outside the trained operands" not in proc.stderr
+    proc = run_main("inference.py", "--model", str(tiny_run / "model"), "0x1FF+0x1", cwd=tmp_path)
+    assert_one_line_error(proc, "511+1: this model was trained on operands 0..99")
+    proc = run_main("inference.py", "--model", str(tmp_path / "window"), "1" * 20_001 + "+1", cwd=tmp_path)
+    assert_one_line_error(proc, "at most 20,000 digits")
 
 
 def test_eval_reports_accuracy_lengths_and_passes(tiny_run, tmp_path):

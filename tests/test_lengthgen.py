@@ -10,12 +10,14 @@ from hexadd.errors import ConfigError
 from hexadd.lengthgen import LengthgenConfig, run, untrained_positions
 from hexadd.numbers import encode_number
 
-PRESET = ROOT / "configs/lengthgen.yaml"
+PRESET = ROOT / "configs/anylength.yaml"
 # Trained on 1..2 hex digits, measured on 1..8 x 1..8: 2x, 3x and 4x are the cells 4+4, 6+6 and 8+8.
 TINY = ["numbers.max_digits=2", "problems.count=3000", "model.n_embd=32", "model.n_layer=1", "model.n_head=2",
         "model.n_positions=10", "model.max_offset=6", "training.max_steps=40", "training.warmup_steps=10",
         "training.eval_interval=20", "training.fresh_eval=200", "training.certify=0", "training.threads=2",
-        "lengthgen.max_digits=8", "lengthgen.per_cell=8", "lengthgen.diagonal=16"]
+        "lengthgen.max_digits=8", "lengthgen.per_cell=8", "lengthgen.diagonal=16", "lengthgen.certify=300",
+        "lengthgen.certify_range=[0,255]", "lengthgen.bands=3"]
+BANDS = ((1, 2), (9, 12))  # the tiny run's bands: its trained lengths, and beyond
 
 
 def test_preset_holds_only_differences_and_trains_every_position():
@@ -27,8 +29,7 @@ def test_preset_holds_only_differences_and_trains_every_position():
         for key, value in values.items():
             assert defaults[section][key] != value, f"{section}.{key} restates the default"
     assert untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10"])) is None  # no table
-    note = untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10", "model.positions=block",
-                                                              "model.relative_window=false"]))
+    note = untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10", "model.positions=block"]))
     assert "positions 20..33" in note and "max_offset >= 24" in note
 
 
@@ -48,12 +49,14 @@ def classify(text: str, right: str, longer: int) -> int:
     return 0 if d is None else 3 if d >= longer else 2 if d < len(text) and text[d] == "+" else 1
 
 
-def test_tiny_run_end_to_end_and_continued(tmp_path):
+def test_tiny_run_end_to_end_and_continued(tmp_path, monkeypatch):
     from hexadd.decoding import decode
     from hexadd.encoding import digits_to_int
     from hexadd.length_grid import cell_operands
     from hexadd.loading import load_model
 
+    import hexadd.bands
+    monkeypatch.setattr(hexadd.bands, "BANDS", BANDS)
     root = tmp_path / "lg"
     cfg = load(LengthgenConfig, PRESET, [*TINY, f"lengthgen.dir={root}"])
     lines = []
@@ -67,7 +70,16 @@ def test_tiny_run_end_to_end_and_continued(tmp_path):
     assert [(m["factor"], m["digits"], m["total"]) for m in saved["multiples"]] == [(2, 4, 16), (3, 6, 16), (4, 8, 16)]
     assert saved["in_range"]["total"] == 16 * 2 + 8 * 2
     assert saved["in_range"]["correct"] == sum(cells[(i, j)]["correct"] for i in (1, 2) for j in (1, 2))
-    assert set(saved["seconds"]) == {"data", "tokenizer", "training", "grid", "total"}
+    assert set(saved["seconds"]) == {"data", "tokenizer", "training", "grid", "certificate", "bands", "total"}
+    # The certificate of another range and the bands are in the model folder, with the weights they measured.
+    cert = json.loads((root / "model" / "certificate.json").read_text())
+    assert (cert["n"], cert["min_operand"], cert["max_operand"]) == (300, 0, 255) and "search" in cert
+    assert saved["certificate"]["n"] == 300 and saved["certificate"]["wrong"] == cert["wrong"]
+    bands = json.loads((root / "model" / "bands.json").read_text())
+    assert [(r["band"], r["family"], r["n"]) for r in bands["bands"]] == [
+        (list(b), f, 12 if f == "all" else 3) for b in BANDS for f in (*hexadd.bands.FAMILIES, "all")]
+    assert bands["locality"]["max_abs_logit_difference"] == 0.0 and saved["bands"]["per_family"] == 3
+    assert any(line.startswith("  bands (fresh problems, 4 families): 1..2:") for line in lines)
     assert saved["training"]["steps"] == 40 and saved["config"]["model"]["offset_per"] == "sample"
     assert (root / "accuracy_by_length.png").stat().st_size > 10_000
     assert any(line.startswith("  4x the trained length, 8+8 digits:") for line in lines)
@@ -83,11 +95,11 @@ def test_tiny_run_end_to_end_and_continued(tmp_path):
         for (a, b), answer in zip(pairs, decode(model, tok, pairs, "single")):
             kinds[classify(answer.text, encode_number(a + b, 16) + "+", max(i, j))] += 1
         assert kinds == [c["correct"], c["wrong_digit"], c["stopped_early"], c["wrong_end"]], (i, j)
-    # inference.py answers beyond the trained range, as decoding does here.
-    proc = run_main("inference.py", "--model", str(root / "model"), "--allow-out-of-range", "268435455+1", cwd=tmp_path)
+    # inference.py answers beyond the trained range, as decoding does here: a block-window model declares none.
+    proc = run_main("inference.py", "--model", str(root / "model"), "268435455+1", cwd=tmp_path)
     value = decode(model, tok, [(268435455, 1)], "verified")[0].value
     assert proc.returncode == 0 and proc.stdout == f"268435455+1={'?' if value is None else value}\n", proc.stderr
-    assert ("outside the trained operands 0..255" if value is not None else "did not finish") in proc.stderr
+    assert "outside the trained operands" not in proc.stderr
 
     # Stopped after training but before training.json, and halfway through the grid: the same command continues.
     (root / "training.json").unlink()
@@ -97,6 +109,7 @@ def test_tiny_run_end_to_end_and_continued(tmp_path):
     lines.clear()
     again = run(cfg, log=lines.append)
     assert "resumed from step 40" in lines and "grid: 30 cells measured before, continuing" in lines
+    assert not any(line.startswith("certificate:") for line in lines)  # measured on these weights already
     assert again["grid"] == results["grid"] and json.loads((root / "training.json").read_text())["resumed"]
 
     # A different model or different data is refused, naming the key, before any work.

@@ -6,7 +6,7 @@ from hexadd.config import TrainConfig
 from hexadd.config_files import load
 from hexadd.errors import ConfigError
 from hexadd.model import HexAddConfig, HexAddForCausalLM
-from hexadd.positions import block_distance_bias, block_position_ids, number_ids, sinusoidal_table
+from hexadd.positions import block_position_ids, number_ids, sinusoidal_table
 from hexadd.setup import param_groups
 from transformers import AutoModelForCausalLM, DynamicCache
 
@@ -205,52 +205,115 @@ def test_fixed_position_tables_are_set_and_frozen():
     assert not relative.any() and not relative.requires_grad
 
 
-def test_block_relative_bias_is_the_clipped_block_distance_and_decodes_with_a_cache():
-    model = tiny(position_scheme="block_relative", relative_distance=2, number_embedding=True)
+def dense_window_attention(positions, valid):
+    """The window by its definition, as a dense (B, H, T, T) reference: a key is attended when it is valid, not
+    later than the query and within +-D block positions of it, with the layer's bias for that distance."""
+    def attend(module, q, k, v, attention_mask=None, dropout=0.0, scaling=None, window=None, **kwargs):
+        D = (module.distance_bias.shape[1] - 1) // 2
+        d = positions[:, None, :] - positions[:, :, None]                                      # (B, Tq, Tk)
+        T = positions.shape[1]
+        allowed = torch.ones(T, T, dtype=torch.bool).tril()[None] & valid.bool()[:, None, :] & (d.abs() <= D)
+        bias = module.distance_bias[:, d.clamp(-D, D) + D].transpose(0, 1)                      # (B, H, T, T)
+        w = (q @ k.transpose(-1, -2) * scaling + bias.masked_fill(~allowed[:, None], torch.finfo(q.dtype).min)).softmax(-1)
+        return (w @ v).transpose(1, 2), w
+    return attend
+
+
+def window_model(**kw):
+    model = tiny(position_scheme="block_relative", window=2, number_embedding=True, n_predict=2, **kw)
     with torch.no_grad():
-        model.distance_bias.copy_(torch.randn_like(model.distance_bias))
-    x = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids("+1342+879+2221+")], dim=1)
-    mask = (x != 0).long()
-    pos = model.position_ids(x, mask)
-    bias = block_distance_bias(pos, mask, model.distance_bias, x.shape[1])        # (1, H, T, T)
-    window = block_distance_bias(pos, mask, model.distance_bias, x.shape[1], window=True)
-    table, T, never = model.distance_bias, x.shape[1], torch.finfo(bias.dtype).min
-    for q in range(T):
-        for k in range(T):
-            d = int(pos[0, k] - pos[0, q])
-            if k > q or not mask[0, k]:
-                assert (bias[0, :, q, k] == never).all() and (window[0, :, q, k] == never).all()
-            else:
-                assert torch.equal(bias[0, :, q, k], table[:, max(-2, min(2, d)) + 2])
-                assert torch.equal(window[0, :, q, k], bias[0, :, q, k] if abs(d) <= 2 else torch.full((2,), never))
-    # Only distances matter: every block position moved by the same amount gives the same logits.
-    full = model(x, attention_mask=mask).logits
-    assert torch.allclose(full, model(x, attention_mask=mask, position_ids=pos + 3).logits, atol=1e-6)
-    beyond = pos + model.config.n_positions                              # past the (all-zero) table's end
-    assert torch.allclose(full, model(x, attention_mask=mask, position_ids=beyond).logits, atol=1e-6)
+        for attn in model.attention_layers():
+            attn.distance_bias.copy_(3 * torch.randn_like(attn.distance_bias))
+    return model
+
+
+@pytest.mark.parametrize("draft_head", ["mlp", "block"])
+@pytest.mark.parametrize("dense_keys", [128, 0])
+def test_block_window_attention_equals_the_dense_definition(monkeypatch, draft_head, dense_keys):
+    """Both paths of the window (one dense tile; each query's keys gathered) give the logits of a dense attention
+    that applies the window's definition to every (query, key) pair, for every head."""
+    import hexadd.model as modeling
+    from transformers import AttentionInterface
+    model = window_model(draft_head=draft_head)
+    rows = ["+1342+879+2221+", "+12+3+15+", "+FFFF1+1+00002+", "+0+0+0+"]
+    width = max(map(len, rows))
+    x = torch.cat([torch.cat([ids(r), torch.zeros(1, width - len(r), dtype=torch.long)], 1) for r in rows])
+    mask = (torch.arange(width) < torch.tensor([[len(r)] for r in rows])).long()
+    monkeypatch.setattr(modeling, "DENSE_KEYS", dense_keys)
+    with torch.no_grad():
+        fast = model(x, attention_mask=mask).head_logits
+        AttentionInterface.register(modeling.ATTENTION, dense_window_attention(model.position_ids(x, mask), mask))
+        try:
+            reference = model(x, attention_mask=mask).head_logits
+        finally:
+            AttentionInterface.register(modeling.ATTENTION, modeling.block_window_attention)
     keep = mask.bool()
-    nums, cache, steps = model.number_ids(x, mask), DynamicCache(config=model.config), []
-    for t in range(T):
-        steps.append(model(x[:, t:t + 1], attention_mask=mask[:, :t + 1], position_ids=pos[:, t:t + 1],
-                           key_position_ids=pos[:, :t + 1], number_ids=nums[:, t:t + 1], cache=cache,
-                           use_cache=True).logits)
-    assert torch.allclose(full[keep], torch.cat(steps, dim=1)[keep], atol=1e-5)
-    with pytest.raises(ValueError, match="key_position_ids"):
-        model(x[:, -1:], attention_mask=mask, position_ids=pos[:, -1:], number_ids=nums[:, -1:], cache=cache,
-              use_cache=True)
-    # The bias is learned, and not decayed: it is a bias.
+    assert (fast - reference)[:, keep].abs().max() < 1e-5
+    # Only distances count: every block position moved alike, or past the (all-zero) table's end, changes nothing.
+    pos = model.position_ids(x, mask)
+    with torch.no_grad():
+        for moved in (pos + 3, pos + model.config.n_positions):
+            assert torch.allclose(fast[0], model(x, attention_mask=mask, position_ids=moved).logits, atol=1e-5)
+
+
+def test_block_window_keys_grow_with_the_length_not_its_square():
+    """A window holds at most 4 (2D + 1) keys a query, whatever the length; the gathered path's weights say so."""
+    from hexadd.positions import block_window
+    model = window_model()
+    for digits in (8, 300):
+        x = ids("+" + "7" * digits + "+" + "8" * digits + "+" + "F" * digits + "1+")
+        mask = torch.ones_like(x)
+        window = block_window(model.position_ids(x, mask), model.number_ids(x, mask), mask, 2)
+        assert window.index.shape == (1, x.shape[1], 20)
+        # A digit deep inside the answer sees 5 keys in each operand and 3 (itself and 2 before) in the answer.
+        assert window.allowed[0, -10].sum() == 13
+    with torch.no_grad():
+        out = model(x, attention_mask=mask, output_attentions=True)
+    assert all(a.shape == (1, 2, x.shape[1], 20) for a in out.attentions)
+
+
+def test_block_window_bias_is_learned_and_not_decayed():
+    model = window_model()
     model.train()
-    model(x, attention_mask=mask, labels=x.masked_fill(~keep, -100)).loss.backward()
-    assert model.distance_bias.grad.abs().sum() > 0
+    x = ids("+1342+879+2221+")
+    labels = x.clone()
+    labels[:, :10] = -100
+    model(x, attention_mask=torch.ones_like(x), labels=labels).loss.backward()
+    biases = [a.distance_bias for a in model.attention_layers()]
+    assert all(b.grad.abs().sum() > 0 for b in biases)
     decay, no_decay = param_groups(model, 0.1)
-    assert any(p is model.distance_bias for p in no_decay["params"])
-    assert not any(p is model.distance_bias for p in decay["params"]) and decay["params"]
+    assert all(any(p is b for p in no_decay["params"]) for b in biases)
+    assert not any(p is b for b in biases for p in decay["params"]) and decay["params"]
+
+
+def test_an_answer_digit_depends_only_on_its_neighbourhood():
+    """Head 1 at an answer digit reads only tokens within layers x window block positions: digits redrawn beyond
+    that leave its logits bit for bit the same (hexadd.bands.locality, on an untrained model here)."""
+    from hexadd.bands import locality
+    from hexadd.tokenization import train_tokenizer
+    model = window_model()
+    loc = locality(model, train_tokenizer([]), n=8, length=48)
+    assert loc["radius"] == 4 and loc["operand_digits_redrawn"] > 20
+    assert loc["max_abs_logit_difference"] == 0.0 and loc["answers_changed"] == 0
+    # The same redraw inside the neighbourhood does move them: the measurement can fail.
+    dense = tiny(position_scheme="block", number_embedding=True, n_positions=64)
+    assert locality(dense, train_tokenizer([]), n=8, length=48)["max_abs_logit_difference"] > 0
+
+
+def test_head_j_learns_only_drafts_decoding_asks_for():
+    """Head 2 at the second operand's last digit would predict the answer's first digit: decoding never drafts
+    from there, and a window cannot see it. Its targets start one answer token later than head 1's."""
+    from hexadd.model import head_targets
+    labels = torch.tensor([[-100, -100, -100, -100, -100, 7, 8, 9, 2, -100]])   # `+A+B+` then `C+`, then padding
+    assert head_targets(labels, 1).tolist() == [[-100, -100, -100, -100, 7, 8, 9, 2, -100]]
+    assert head_targets(labels, 2).tolist() == [[-100, -100, -100, -100, 8, 9, 2, -100]]
+    assert head_targets(labels, 3).tolist() == [[-100, -100, -100, -100, 9, 2, -100]]
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("kw", [{}, {"position_scheme": "learned"}, {"position_scheme": "sinusoidal"},
-                                {"number_embedding": True}, {"position_scheme": "block_relative", "relative_distance": 2},
-                                {"position_scheme": "block_relative", "relative_distance": 2, "relative_window": True}])
+                                {"number_embedding": True}, {"position_scheme": "block_relative", "window": 2},
+                                {"position_scheme": "block_relative", "window": 2, "draft_head": "block", "n_predict": 2}])
 def test_head1_logits_from_a_position_equal_the_full_pass(kw, attn):
     """The last block run only from `start` on (its earlier keys and values passed in) changes no logit there."""
     model = tiny(**kw)
