@@ -58,7 +58,7 @@ def main():
     heads = _indices(args.heads, c.n_head, "heads")
     if args.problem is None and not (c.min_operand <= min(a, b) and max(a, b) <= c.max_operand):
         a, b = c.max_operand // 3, c.max_operand  # the default example is beyond this model's range
-    if not args.allow_out_of_range and not (c.min_operand <= min(a, b) and max(a, b) <= c.max_operand):
+    if not args.allow_out_of_range and not c.windowed and not (c.min_operand <= min(a, b) and max(a, b) <= c.max_operand):
         raise HexaddError(f"{a}+{b}: this model was trained on operands {c.min_operand}..{c.max_operand}; "
                           "use --allow-out-of-range to plot it anyway")
     try:

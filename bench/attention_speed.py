@@ -53,10 +53,10 @@ def runner(path: str, pos, num, valid, q, k, v, table):
         return run
     if path == "window":
         module = torch.nn.Module()
-        module.distance_bias, module.training = table, torch.is_grad_enabled()
+        module.training = torch.is_grad_enabled()
 
         def run():
-            window = block_window(pos, num, valid, D)
+            window = block_window(pos, num, valid, D).with_bias(table)
             return modeling.block_window_attention(module, q, k, v, scaling=HD ** -0.5, window=window)[0]
         return run
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention

@@ -100,7 +100,10 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     valid[:, :L] = torch.tensor([[0] * (L - len(e)) + [1] * len(e) for e in encoded], device=dev)
     positions, numbers = torch.zeros_like(ids), torch.zeros_like(ids)
     positions[:, :L], numbers[:, :L] = model.position_ids(ids[:, :L], valid[:, :L]), model.number_ids(ids[:, :L], valid[:, :L])
-    digit_ids, block = model.digit_ids(dev), cfg.position_scheme in BLOCK_SCHEMES
+    block = cfg.position_scheme in BLOCK_SCHEMES
+    is_digit = torch.zeros(len(tok), dtype=torch.bool, device=dev)
+    is_digit[model.digit_ids(dev)] = True
+    steps = torch.arange(n + 1, device=dev)
     cache = Cache(layers=[StaticLayer(max_cache_len=T) for _ in range(cache_layers(model, heads))])
     table = KeyTable(B, T, cfg.window, dev) if cfg.windowed else None
 
@@ -166,17 +169,27 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
                 cache.crop(-trim)
                 cur -= trim
         width = feed.shape[1]
-        ids[:, cur:cur + width], valid[:, cur:cur + width] = feed, 1
-        pos, num = positions[rows, prev], numbers[rows, prev]
-        for j in range(width):  # each fed token's block position and number, from the token before it
-            digit = torch.isin(feed[:, j], digit_ids)
-            pos = pos + 1 if not block else torch.where(digit, pos + 1, 0)
-            num = torch.where(digit, num, (num + 1).clamp(max=NUMBERS - 1))
-            positions[:, cur + j], numbers[:, cur + j] = pos, num
+        fed = slice(cur, cur + width)
+        ids[:, fed], valid[:, fed] = feed, 1
+        positions[:, fed], numbers[:, fed] = _next_positions(feed, is_digit, positions[rows, prev], numbers[rows, prev],
+                                                             steps[:width], block)
 
     written, length, passes = written.cpu(), length.cpu(), passes.cpu()
     return [_parse(a, b, written[r, :length[r]].tolist(), int(passes[r]), tok, sep, base, reverse)
             for r, (a, b) in enumerate(pairs)]
+
+
+def _next_positions(feed, is_digit, pos, num, steps, block: bool):
+    """(B, k) block positions (or sequential ones) and numbers of fed tokens, from the (B,) position and number
+    of the token before them: a digit counts on, any other token starts the next number at 0."""
+    digit = is_digit[feed]                                                                   # (B, k)
+    if not block:
+        positions = pos[:, None] + 1 + steps
+    else:
+        last_break = torch.where(digit, -1, steps).cummax(dim=1).values                      # (B, k): -1 if none yet
+        positions = torch.where(last_break < 0, pos[:, None] + 1 + steps, steps - last_break)
+    numbers = (num[:, None] + (~digit).long().cumsum(dim=1)).clamp(max=NUMBERS - 1)
+    return positions, numbers
 
 
 def cache_layers(model, heads: int) -> int:

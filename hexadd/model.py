@@ -58,7 +58,7 @@ class HexAddConfig(GPT2Config):
 def block_window_attention(module, query, key, value, attention_mask=None, dropout=0.0, scaling=None, window=None,
                            **kwargs):
     """Attention of a block-window model: each query attends to the keys of its `window` (positions.Window), with
-    the layer's learned bias for their block distance (`module.distance_bias`, (H, 2D + 1)). (B, H, Tq, hd)
+    the window's learned bias for their block distance (`window.bias`, (H, 2D + 1)). (B, H, Tq, hd)
     queries, (B, H, Tk, hd) keys and values; returns (B, Tq, H, hd) and the weights.
 
     Up to DENSE_KEYS keys a row is one dense (Tq, Tk) tile with the window as its mask: at training lengths that is
@@ -66,8 +66,8 @@ def block_window_attention(module, query, key, value, attention_mask=None, dropo
     in slices of queries: memory and work grow with the length, not with its square. Both compute the same sum."""
     B, H, Tq, hd = query.shape
     Tk, K = key.shape[2], window.index.shape[-1]
-    D = (module.distance_bias.shape[1] - 1) // 2
-    bias = module.distance_bias[:, window.distance + D].to(query.dtype)                        # (H, K)
+    D = (window.bias.shape[1] - 1) // 2
+    bias = window.bias[:, window.distance + D].to(query.dtype)                                 # (H, K)
     low = torch.finfo(query.dtype).min  # not -inf: a padding query with no key must not turn into NaN
     if Tk <= DENSE_KEYS:
         cols = torch.where(window.allowed, window.index, Tk)[:, None].expand(B, H, Tq, K)      # Tk: a scratch column
@@ -122,8 +122,12 @@ class DraftBlock(nn.Module):
         super().__init__()
         self.block = GPT2Block(config, layer_idx=layer_idx)
         self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        # A block-window model's draft block attends with a bias of its own: it looks further ahead than the trunk.
+        self.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1)) if config.windowed else None
 
-    def forward(self, h, **kwargs):  # (B, T, C) -> (B, T, C)
+    def forward(self, h, window=None, **kwargs):  # (B, T, C) -> (B, T, C)
+        if window is not None:
+            kwargs["window"] = window.with_bias(self.distance_bias)
         out = self.block(h, **kwargs)
         return self.ln(out[0] if isinstance(out, tuple) else out)
 
@@ -157,9 +161,8 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         else:
             self.heads = nn.ModuleList(PredictionHead(config.n_embd) for _ in range(config.n_predict - 1))
         self.number_wte = nn.Embedding(NUMBERS, config.n_embd) if config.number_embedding else None
-        if config.windowed:  # one learned bias per attention layer, head and block distance
-            for attn in self.attention_layers():
-                attn.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1))
+        # Block-window models: one learned bias per head and block distance, shared by the trunk's layers.
+        self.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1)) if config.windowed else None
         self._digit_ids = None
         self.post_init()
         if config.position_scheme in FIXED_SCHEMES:
@@ -168,17 +171,17 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             with torch.no_grad():
                 if config.windowed:  # positions act only through the attention bias
                     wpe.zero_()
-                    for attn in self.attention_layers():
-                        attn.distance_bias.zero_()
+                    for table in self.distance_biases():
+                        table.zero_()
                 else:
                     wpe.copy_(sinusoidal_table(config.n_positions, config.n_embd, config.sinusoidal_theta))
             wpe.requires_grad_(False)
         if config.windowed:
             self.set_attn_implementation(ATTENTION)
 
-    def attention_layers(self) -> list[nn.Module]:
-        """The trunk's attention modules, then the draft blocks'."""
-        return [b.attn for b in self.transformer.h] + [h.block.attn for h in self.heads if isinstance(h, DraftBlock)]
+    def distance_biases(self) -> list[nn.Parameter]:
+        """A block-window model's attention biases by distance: the trunk's, then each draft block's."""
+        return [p for p in [self.distance_bias] + [getattr(h, "distance_bias", None) for h in self.heads] if p is not None]
 
     def set_attn_implementation(self, attn_implementation, *args, **kwargs):
         # A block-window model has one attention: its window is its positions. It returns weights for plots too.
@@ -247,6 +250,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 if cached:
                     raise ValueError("pass the window (every key's) when decoding with a cache")
                 window = block_window(position_ids, number_ids, attention_mask, self.config.window)
+            window = window.with_bias(self.distance_bias)
             kwargs["window"] = window
             # The table is all zeros and only distances count: ids past its end read its last row, any length runs.
             position_ids = position_ids.clamp(max=self.config.n_positions - 1)

@@ -215,6 +215,11 @@ def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, he
             att = model(ids, attention_mask=mask, position_ids=positions, output_attentions=True).attentions
     finally:
         model.set_attn_implementation(previous)
+    T = ids.shape[1]
+    if att[0].shape[-1] != T:  # a block-window model's long rows: each query's window of keys, spread out again
+        from .positions import block_window
+        window = block_window(positions, model.number_ids(ids, mask), mask, c.window)
+        att = [window.dense(x, T) for x in att]
     tokens = tok.convert_ids_to_tokens(ids[0].tolist())
     shown = f"{a}+{b}={answer.value if answer.value is not None else '?'}"
     title = f"{shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"

@@ -4,7 +4,7 @@ window of keys a block-window model attends to.
 Only torch is imported here: this file travels with published models (trust_remote_code).
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -61,10 +61,20 @@ class Window:
     index: torch.Tensor     # (B, Tq, K) each candidate's key column (0 where not allowed)
     allowed: torch.Tensor   # (B, Tq, K)
     distance: torch.Tensor  # (K,) each candidate's key position minus query position, in -D..D
+    bias: torch.Tensor | None = None  # (H, 2D + 1) the attention bias by distance, of the layers it goes to
 
     def rows(self, start: int) -> "Window":
         """The window of the queries from `start` on."""
-        return Window(self.index[:, start:], self.allowed[:, start:], self.distance)
+        return replace(self, index=self.index[:, start:], allowed=self.allowed[:, start:])
+
+    def with_bias(self, bias: torch.Tensor) -> "Window":
+        return replace(self, bias=bias)
+
+    def dense(self, weights: torch.Tensor, keys: int) -> torch.Tensor:
+        """(B, H, Tq, K) attention weights of the window's keys as (B, H, Tq, keys), 0 for every other key."""
+        B, H, Tq, K = weights.shape
+        cols = torch.where(self.allowed, self.index, keys)[:, None].expand(B, H, Tq, K)  # keys: a scratch column
+        return weights.new_zeros(B, H, Tq, keys + 1).scatter_(-1, cols, weights)[..., :keys]
 
 
 class KeyTable:

@@ -209,11 +209,11 @@ def dense_window_attention(positions, valid):
     """The window by its definition, as a dense (B, H, T, T) reference: a key is attended when it is valid, not
     later than the query and within +-D block positions of it, with the layer's bias for that distance."""
     def attend(module, q, k, v, attention_mask=None, dropout=0.0, scaling=None, window=None, **kwargs):
-        D = (module.distance_bias.shape[1] - 1) // 2
+        D = (window.bias.shape[1] - 1) // 2
         d = positions[:, None, :] - positions[:, :, None]                                      # (B, Tq, Tk)
         T = positions.shape[1]
         allowed = torch.ones(T, T, dtype=torch.bool).tril()[None] & valid.bool()[:, None, :] & (d.abs() <= D)
-        bias = module.distance_bias[:, d.clamp(-D, D) + D].transpose(0, 1)                      # (B, H, T, T)
+        bias = window.bias[:, d.clamp(-D, D) + D].transpose(0, 1)                               # (B, H, T, T)
         w = (q @ k.transpose(-1, -2) * scaling + bias.masked_fill(~allowed[:, None], torch.finfo(q.dtype).min)).softmax(-1)
         return (w @ v).transpose(1, 2), w
     return attend
@@ -222,8 +222,8 @@ def dense_window_attention(positions, valid):
 def window_model(**kw):
     model = tiny(position_scheme="block_relative", window=2, number_embedding=True, n_predict=2, **kw)
     with torch.no_grad():
-        for attn in model.attention_layers():
-            attn.distance_bias.copy_(3 * torch.randn_like(attn.distance_bias))
+        for table in model.distance_biases():
+            table.copy_(3 * torch.randn_like(table))
     return model
 
 
@@ -279,7 +279,7 @@ def test_block_window_bias_is_learned_and_not_decayed():
     labels = x.clone()
     labels[:, :10] = -100
     model(x, attention_mask=torch.ones_like(x), labels=labels).loss.backward()
-    biases = [a.distance_bias for a in model.attention_layers()]
+    biases = model.distance_biases()
     assert all(b.grad.abs().sum() > 0 for b in biases)
     decay, no_decay = param_groups(model, 0.1)
     assert all(any(p is b for p in no_decay["params"]) for b in biases)
