@@ -1,28 +1,41 @@
 #!/usr/bin/env python3
-"""Length generalization: train on short operands (configs/anylength.yaml: 1..8 hex digits), then measure
-exact match on every pair of operand lengths up to four times longer. Run it again to continue a stopped run.
+"""The any-length model: train on short operands (configs/anylength.yaml: 1..8 hex digits), measure exact match
+on every pair of operand lengths up to four times longer, certify 0..9999 and bands of lengths up to 4,096
+digits. Run it again to continue a stopped run; --push publishes the model folder like trainer.py's.
 
-  python3 lengthgen.py
-  python3 lengthgen.py --set training.device=cuda --set training.max_steps=20000 --set lengthgen.dir=runs/lengthgen-gpu
+  python3 lengthgen.py                                   (= make anylength)
+  python3 lengthgen.py --push user/hexadd-anylength
+  python3 lengthgen.py --set training.device=cuda --set lengthgen.dir=runs/anylength-gpu
 """
 import signal
 
 from hexadd import cli
 from hexadd.config_files import load
+from hexadd.errors import ModelError
 from hexadd.lengthgen import LengthgenConfig
 
 
 def main():
     p = cli.parser(__doc__)
     cli.add_config_args(p, "configs/anylength.yaml")
+    p.add_argument("--push", metavar="REPO_ID", help="after the run, upload the model folder to this Hub repo")
     args = p.parse_args()
     cfg = load(LengthgenConfig, args.config, args.overrides)
+    if args.push:
+        from huggingface_hub import get_token
+        from hexadd.hub import check_repo_id
+        check_repo_id(args.push, ModelError)
+        if get_token() is None:  # say so before training, not after it
+            raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
     from hexadd.devices import pick_device
     pick_device(cfg.training.device)  # a missing GPU is refused before any work
     # A scheduler's SIGTERM stops the run like Ctrl-C: with a checkpoint, and the grid cells measured so far.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     from hexadd.lengthgen import run
     run(cfg)
+    if args.push:
+        from hexadd.hub import push
+        push(f"{cfg.lengthgen.dir}/model", args.push)
 
 
 def entry():

@@ -29,6 +29,7 @@ from .encoding import ProblemEncoder, digits_to_int
 BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 128), (129, 256), (257, 512), (513, 1024), (4096, 4096))
 FAMILIES = ("uniform", "carry_runs", "all_f_plus_1", "mixed_lengths")
 BAND_STREAM = 104_729  # seeds: seed * 1_000_003 + BAND_STREAM + band * 100 + family
+LONG = 1024            # bands beyond this many digits get a tenth of the problems: each costs 4x the 513..1024 band's
 
 
 def _digits(lengths: torch.Tensor, width: int, base: int, g: torch.Generator) -> torch.Tensor:
@@ -97,20 +98,22 @@ def _show(d: torch.Tensor, length: int, base: int) -> str:
 
 
 @torch.inference_mode()
-def certify_bands(model, tok, n: int, bands=None, families=FAMILIES, seed: int = 0, batch_size: int = 4096,
+def certify_bands(model, tok, per_family: int, bands=None, families=FAMILIES, seed: int = 0, batch_size: int = 4096,
                   progress: bool = True, log=print) -> list[dict]:
-    """`n` problems a band (default BANDS) and family; a record per (band, family) and one pooled per band."""
+    """`per_family` problems a band (default BANDS; a tenth beyond LONG digits) and family; a record per (band,
+    family) and one pooled per band."""
     bands = bands or BANDS
     c = model.config
     encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)
     was_training = model.training
     model.eval()
     records = []
-    bar = tqdm(total=n * len(bands) * len(families), desc="bands", unit="problem", unit_scale=True,
+    bar = tqdm(total=sum(per_family if hi <= LONG else max(1, per_family // 10) for _, hi in bands) * len(families), desc="bands", unit="problem", unit_scale=True,
                disable=not progress or None, dynamic_ncols=True)
     try:
         for b, (lo, hi) in enumerate(bands):
             pooled = {"band": [lo, hi], "family": "all", "n": 0, "wrong": 0, "seconds": 0.0}
+            n = per_family if hi <= LONG else max(1, per_family // 10)
             for f, family in enumerate(families):
                 g = torch.Generator().manual_seed(seed * 1_000_003 + BAND_STREAM + b * 100 + f)
                 t0 = time.perf_counter()

@@ -89,6 +89,7 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     limit = torch.tensor([max(num_digits(a, base), num_digits(b, base)) + 2 for a, b in pairs], device=dev)    # (B,)
     k = 1 if mode == "single" else n                    # tokens fed per pass after the prompt
     heads = 1 if mode == "single" else n
+    blocks = cfg.draft_head == "block" and heads > 1
     # Every pass writes at least one answer token of every unfinished row: at most limit + 1 passes.
     T = L + (int(limit.max()) + 2) * k
 
@@ -122,32 +123,40 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
             cols = torch.arange(cur, cur + width, device=dev).expand(B, width)
             table.add(cols, positions[:, fed], numbers[:, fed], valid[:, fed])
             window = table.window(cols, positions[:, fed], positions, numbers, valid)
+        # Draft blocks need head 1's choice first (they read the token before their target): the trunk and head 1
+        # run alone, the blocks after them; MLP heads come with the same pass.
+        trunk_heads = 1 if blocks else heads
         out = model(ids[:, fed], attention_mask=valid, position_ids=positions[:, fed], number_ids=numbers[:, fed],
-                    window=window, cache=cache, use_cache=True, heads=heads)
+                    window=window, cache=cache, use_cache=True, heads=trunk_heads)
         guess = out.head_logits.argmax(-1)              # (heads, B, width): head j's token after each fed slot
         n_pass += 1
         last = width - 1                                 # the fed slot the next tokens follow
 
         if mode == "single":
             new, count, feed = guess[0, :, -1:], torch.ones(B, dtype=torch.long, device=dev), guess[0, :, -1:]
-        elif mode == "multi":
-            new, count = guess[:, :, -1].T, torch.full((B,), n, device=dev)
-            feed = new
         else:
-            if n_pass == 1:  # the prompt: head 1 gives the first token, heads 2..n its first drafts
-                kept, accepted = torch.empty(B, 0, dtype=torch.long, device=dev), torch.zeros(B, dtype=torch.long, device=dev)
-                slot = torch.full((B,), last, device=dev)
+            if mode == "multi" or n_pass == 1:  # all fed tokens kept: the next follow the last slot
+                kept, accepted = ids[:, cur + 1:cur + width], torch.full((B,), width - 1, device=dev)
             else:
                 # Draft i is kept while head 1, reading the slot before it, would have written it too.
                 agree = guess[0, :, :-1] == ids[:, cur + 1:cur + width]                 # (B, k-1)
                 accepted = agree.long().cumprod(dim=1).sum(dim=1)                      # (B,)
                 valid[:, fed] *= torch.arange(width, device=dev) <= accepted[:, None]    # forget rejected slots
-                slot, kept = accepted, ids[:, cur + 1:cur + width]
-            bonus, drafts = guess[0, rows, slot], guess[1:, rows, slot].T              # (B,), (B, n-1)
-            new = torch.cat([kept, torch.full((B, 1), pad, device=dev)], dim=1).scatter(1, accepted[:, None], bonus[:, None])
-            count = accepted + 1                                                       # kept drafts, then head 1's token
-            feed = torch.cat([bonus[:, None], drafts], dim=1)
-            last = slot
+                kept = ids[:, cur + 1:cur + width]
+            bonus = guess[0, rows, accepted]                                           # (B,) head 1 at the last kept slot
+            if blocks:
+                drafts = _draft(model, out, ids[:, fed], bonus, accepted, n, valid, positions[:, fed], cache, window)
+            else:
+                drafts = guess[1:, rows, accepted].T                                   # (B, n-1)
+            if mode == "multi" or n_pass == 1:
+                new, count = torch.cat([bonus[:, None], drafts], dim=1), torch.full((B,), n, device=dev)
+                if mode == "verified":  # the prompt's pass: the drafts are fed, not yet written
+                    new, count = bonus[:, None], torch.ones(B, dtype=torch.long, device=dev)
+            else:
+                new = torch.cat([kept, torch.full((B, 1), pad, device=dev)], dim=1).scatter(1, accepted[:, None], bonus[:, None])
+                count = accepted + 1                                                   # kept drafts, then head 1's token
+            feed = torch.cat([bonus[:, None], drafts], dim=1) if mode == "verified" else new
+            last = accepted
 
         # Append this pass's tokens to the rows still writing; a row is done at its first stop token.
         col = length[:, None] + torch.arange(new.shape[1], device=dev)                            # (B, w)
@@ -177,6 +186,24 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     written, length, passes = written.cpu(), length.cpu(), passes.cpu()
     return [_parse(a, b, written[r, :length[r]].tolist(), int(passes[r]), tok, sep, base, reverse)
             for r, (a, b) in enumerate(pairs)]
+
+
+def _draft(model, out, fed, bonus, accepted, n, valid, positions, cache, window) -> torch.Tensor:
+    """(B, n-1) the draft blocks' tokens at each row's last kept slot. Block j reads, beside every fed slot s,
+    token s+j-1 of the row as it now stands: the kept fed tokens, head 1's `bonus`, then the drafts so far.
+    Every fed slot goes through the blocks, so their caches hold each slot's keys and values."""
+    B, width = fed.shape
+    rows = torch.arange(B, device=fed.device)
+    stream = torch.cat([fed, torch.full((B, n), model.config.pad_token_id, device=fed.device)], dim=1)
+    stream[rows, accepted + 1] = bonus
+    kwargs = model.draft_kwargs(out.state, valid, positions, fed, cache, window, True)
+    state, drafts = out.state, []
+    for j in range(2, n + 1):
+        tokens = stream[:, j - 1:j - 1 + width]                                           # (B, width)
+        state, logits = model.draft(j, state, tokens, **kwargs)
+        drafts.append(logits.argmax(-1)[rows, accepted])
+        stream[rows, accepted + j] = drafts[-1]
+    return torch.stack(drafts, dim=1)
 
 
 def _next_positions(feed, is_digit, pos, num, steps, block: bool):

@@ -13,7 +13,7 @@ from .errors import DataError, ModelError
 # What a published model folder holds; anything else in it stays local.
 PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "model.py", "positions.py",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "README.md", "metrics.jsonl",
-             "eval_results.json", "certificate.json", "certificate_wrong.txt", "training_config.yaml", "*.png",
+             "eval_results.json", "certificate.json", "certificate_wrong.txt", "bands.json", "training_config.yaml", "*.png",
              "attention_visualizations/*.png"]
 
 
@@ -24,7 +24,7 @@ def download(repo_id: str, revision: str | None = None, repo_type: str = "model"
                                         RepositoryNotFoundError, RevisionNotFoundError)
     error = DataError if repo_type == "dataset" else ModelError
     at = f"{repo_id}@{revision}" if revision else repo_id
-    _check_repo_id(repo_id, error)
+    check_repo_id(repo_id, error)
     try:
         return Path(snapshot_download(repo_id, revision=revision, repo_type=repo_type))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
@@ -52,7 +52,7 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) 
     from .loading import check_complete
 
     model_dir = Path(model_dir)
-    _check_repo_id(repo_id, ModelError)
+    check_repo_id(repo_id, ModelError)
     check_complete(model_dir, str(model_dir))
     token = _token(ModelError)
     card = model_card(model_dir, repo_id)
@@ -69,7 +69,7 @@ def push_data(data_dir: str | Path, repo_id: str, private: bool = False, log=pri
     from .io import atomic_open
 
     data_dir = Path(data_dir)
-    _check_repo_id(repo_id, DataError)
+    check_repo_id(repo_id, DataError)
     dataset.load(data_dir)  # refuse a damaged folder before anything is sent
     token = _token(DataError)
     meta = {**dataset.read_card(data_dir), "repo_id": repo_id}
@@ -84,7 +84,7 @@ def push_data(data_dir: str | Path, repo_id: str, private: bool = False, log=pri
     return url
 
 
-def _check_repo_id(repo_id: str, error) -> None:
+def check_repo_id(repo_id: str, error) -> None:
     from .loading import REPO_ID
     if not REPO_ID.match(repo_id):
         raise error(f"{repo_id!r} is not a Hub repo id (user/name)")

@@ -95,9 +95,11 @@ AttentionInterface.register(ATTENTION, block_window_attention)
 
 @dataclass
 class HexAddOutput(CausalLMOutputWithCrossAttentions):
-    """`logits` are head 1's; `head_logits` stacks the heads computed: (n, B, T, V)."""
+    """`logits` are head 1's; `head_logits` stacks the heads computed: (n, B, T, V); `state` is the trunk's last
+    hidden state, where draft blocks start (`draft`)."""
     head_logits: torch.FloatTensor | None = None
     head_losses: torch.FloatTensor | None = None
+    state: torch.FloatTensor | None = None
 
 
 class PredictionHead(nn.Module):
@@ -114,22 +116,30 @@ class PredictionHead(nn.Module):
 
 
 class DraftBlock(nn.Module):
-    """Head j >= 2 (draft_head: block), as in multi-token prediction (Gloeckle et al. 2024): a transformer block of
-    its own over the trunk's output, which lets it attend to the digits further ahead that the token j ahead needs,
-    then a LayerNorm and the shared (tied) unembedding. Its keys and values go into the cache after the trunk's."""
+    """Head j >= 2 (draft_head: block), multi-token prediction as in DeepSeek-V3: the previous head's hidden state
+    at position t and the embedding of token t+j-1, the token before head j's target, joined and projected, then a
+    transformer block of its own, a LayerNorm and the shared (tied) unembedding. Given token t+j-1 (the true one in
+    training; in decoding the one head j-1 chose), head j's task is head 1's one place further on: for addition,
+    the next answer digit from the digits beside it, which a window holds. Its keys and values go into the cache
+    after the trunk's."""
 
     def __init__(self, config, layer_idx: int):
         super().__init__()
+        C, eps = config.n_embd, config.layer_norm_epsilon
+        self.ln_state, self.ln_token = nn.LayerNorm(C, eps=eps), nn.LayerNorm(C, eps=eps)
+        self.join = nn.Linear(2 * C, C, bias=False)
         self.block = GPT2Block(config, layer_idx=layer_idx)
-        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.ln = nn.LayerNorm(C, eps=eps)
         # A block-window model's draft block attends with a bias of its own: it looks further ahead than the trunk.
         self.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1)) if config.windowed else None
 
-    def forward(self, h, window=None, **kwargs):  # (B, T, C) -> (B, T, C)
+    def forward(self, state, token_embeds, window=None, **kwargs):  # (B, T, C), (B, T, C) -> (B, T, C)
+        """The block's output: the next draft block's state; self.ln of it gives this head's logits."""
         if window is not None:
             kwargs["window"] = window.with_bias(self.distance_bias)
-        out = self.block(h, **kwargs)
-        return self.ln(out[0] if isinstance(out, tuple) else out)
+        x = self.join(torch.cat([self.ln_state(state), self.ln_token(token_embeds)], dim=-1))
+        out = self.block(x, **kwargs)
+        return out[0] if isinstance(out, tuple) else out
 
 
 def head_targets(labels: torch.Tensor, j: int) -> torch.Tensor:
@@ -299,28 +309,46 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         out = out[0] if isinstance(out, tuple) else out
         return self.lm_head(self.transformer.ln_f(out))
 
+    def draft_kwargs(self, h, attention_mask, position_ids, input_ids, cache, window, use_cache) -> dict:
+        """What a draft block's attention needs besides its input: the cache, and the window or the causal mask."""
+        kwargs = {"cache": cache, "use_cache": use_cache}
+        if self.config.windowed:
+            kwargs["window"] = window
+        else:
+            kwargs["attention_mask"] = create_causal_mask(
+                config=self.config, inputs_embeds=h, attention_mask=attention_mask, cache=cache,
+                position_ids=position_ids if position_ids is not None else self.position_ids(input_ids, attention_mask),
+                layer_idx=self.config.n_layer)
+        return kwargs
+
+    def draft(self, j: int, state, tokens, **kwargs):
+        """Head j >= 2 of a draft-block model: from the previous head's `state` (the trunk's for j = 2) and `tokens`,
+        token t+j-1 at each position t, its state and logits. The trunk's state comes in detached: the trunk learns
+        from head 1 alone, as it would without drafts, and head 1 decides every answer."""
+        head = self.heads[j - 2]
+        state = head(state.detach() if j == 2 else state, self.transformer.wte(tokens), **kwargs)
+        return state, self.lm_head(head.ln(state))
+
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, labels=None,
                 number_ids=None, window=None, heads: int | None = None, **kwargs) -> HexAddOutput:
-        """`heads`: how many prediction heads to compute (default all; decoding with head 1 alone needs one)."""
+        """`heads`: how many prediction heads to compute (default all; decoding with head 1 alone needs one). Draft
+        blocks read the true next tokens from `input_ids` (teacher forcing); decoding calls `draft` itself."""
         out = self.trunk(input_ids, attention_mask, position_ids, cache, number_ids, window, **kwargs)
         h = out.last_hidden_state                                         # (B, T, C)
         logits = self.lm_head(h)                                          # (B, T, V)
         drafts = self.heads[:(self.config.n_predict if heads is None else heads) - 1]
-        head_kwargs = {}
-        if drafts and isinstance(drafts[0], DraftBlock):
-            head_kwargs = {"cache": cache, "use_cache": kwargs.get("use_cache", False)}
-            if self.config.windowed:
-                head_kwargs["window"] = out.window
-            else:
-                head_kwargs["attention_mask"] = create_causal_mask(
-                    config=self.config, inputs_embeds=h, attention_mask=attention_mask, cache=cache,
-                    position_ids=position_ids if position_ids is not None else self.position_ids(input_ids, attention_mask),
-                    layer_idx=self.config.n_layer)
-        # A draft block learns on the trunk without shaping it: head 1 trains as it would alone, and the block's own
-        # attention finds what the token j ahead needs (README: one head against two). An MLP head has no attention
-        # of its own and needs the trunk to carry that for it.
-        draft_input = h.detach() if head_kwargs else h
-        head_logits = torch.stack([logits] + [self.lm_head(head(draft_input, **head_kwargs)) for head in drafts])  # (n, B, T, V)
+        head_logits = [logits]
+        if drafts and self.config.draft_head == "block":
+            draft_kwargs = self.draft_kwargs(h, attention_mask, position_ids, input_ids, cache, out.window,
+                                             kwargs.get("use_cache", False))
+            state, pad = h, self.config.pad_token_id
+            for j in range(2, len(drafts) + 2):  # token t+j-1 beside position t; past the end, padding
+                tokens = F.pad(input_ids[:, j - 1:], (0, j - 1), value=pad)
+                state, lg = self.draft(j, state, tokens, **draft_kwargs)
+                head_logits.append(lg)
+        else:
+            head_logits += [self.lm_head(head(h)) for head in drafts]
+        head_logits = torch.stack(head_logits)                            # (n, B, T, V)
 
         loss = head_losses = None
         if labels is not None:
@@ -329,7 +357,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             head_losses = torch.stack(losses)
             loss = head_losses.mean()
         return HexAddOutput(loss=loss, logits=logits, head_logits=head_logits, head_losses=head_losses,
-                            cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions)
+                            cache=out.cache, hidden_states=out.hidden_states, attentions=out.attentions, state=h)
 
 
 HexAddConfig.register_for_auto_class()
