@@ -12,6 +12,8 @@ from .errors import ConfigError
 
 
 def _type_name(tp) -> str:
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     name = " or ".join(a.__name__ for a in args) if args else tp.__name__
     return name + (" or null" if type(None) in typing.get_args(tp) else "")
@@ -25,6 +27,8 @@ def _coerce(value, tp, key):
             return None
         raise ConfigError(f"{key}: must be {_type_name(tp)}, got null")
     for t in allowed:
+        if typing.get_origin(t) is list and isinstance(value, list):
+            return [_coerce(v, typing.get_args(t)[0], f"{key}[{i}]") for i, v in enumerate(value)]
         if t is bool and isinstance(value, bool):
             return value
         if t is int and isinstance(value, int) and not isinstance(value, bool):

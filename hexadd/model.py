@@ -142,11 +142,15 @@ class DraftBlock(nn.Module):
         return out[0] if isinstance(out, tuple) else out
 
 
-def head_targets(labels: torch.Tensor, j: int) -> torch.Tensor:
-    """(B, T - j) what head j at positions 0..T-j-1 is trained to predict: token t+j, where labels (-100 outside
-    the answer) has one and token t+1 is in the answer too. Decoding drafts only from the prompt's last `+` on,
-    so head j does not learn the answer's first digits from the second operand's last ones (which a window
-    could not even see)."""
+def head_targets(labels: torch.Tensor, j: int, windowed: bool) -> torch.Tensor:
+    """(B, T - j) what head j at positions 0..T-j-1 is trained to predict: token t+j where labels (-100 outside
+    the answer) has one. A windowed model's head j learns only targets whose token t+1 is in the answer too,
+    the drafts decoding asks of it: from the second operand's last digits it could not even see the answer's
+    first ones (head 2's loss stalled at 0.26). A model attending to everything keeps them: predicting the
+    answer's first digit a token early is what teaches its trunk to add in time (the tiny test model: 99.8%
+    held-out after 1,200 steps with them, 15% without)."""
+    if not windowed:
+        return labels[:, j:]
     T = labels.shape[1]
     return labels[:, j:].masked_fill(labels[:, 1:T - j + 1] == -100, -100)
 
@@ -352,7 +356,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
 
         loss = head_losses = None
         if labels is not None:
-            losses = [F.cross_entropy(lg[:, :-j].flatten(0, 1), head_targets(labels, j).flatten(), ignore_index=-100)
+            losses = [F.cross_entropy(lg[:, :-j].flatten(0, 1), head_targets(labels, j, self.config.windowed).flatten(), ignore_index=-100)
                       for j, lg in enumerate(head_logits, 1) if lg.shape[1] > j]
             head_losses = torch.stack(losses)
             loss = head_losses.mean()

@@ -98,8 +98,9 @@ def parse_decimal_problem(text: str) -> tuple[int, int]:
             raise ValueError(f"{s[:40]!r}: decimals are not supported, only whole numbers")
         if not (_DECIMAL.fullmatch(p) or _HEX.fullmatch(p)):
             raise ValueError(f"{s[:40]!r}: {p[:20]!r} is not a non-negative integer (decimal, or hexadecimal as 0x1F)")
-        if len(p) > LONGEST + 2:
-            raise ValueError(f"an operand of {len(p):,} characters: at most {LONGEST:,} digits are supported")
+        digits = len(p) - 2 * bool(_HEX.fullmatch(p))
+        if digits > LONGEST:
+            raise ValueError(f"an operand of {digits:,} digits: at most {LONGEST:,} digits are supported")
     return tuple(int(p, 16) if _HEX.fullmatch(p) else _decimal(p) for p in parts)
 
 

@@ -93,7 +93,7 @@ def evaluate(model, split: Split, batch_size: int = 512, rank: int = 0, world: i
         sums[1] += w
         sums[2 + n:] += out.head_losses.double() * w
         for j, lg in enumerate(out.head_logits, 1):
-            target = head_targets(labels, j)                         # (B, T-j)
+            target = head_targets(labels, j, model.config.windowed)  # (B, T-j)
             hit = (lg[:, :-j].argmax(-1) == target) | (target == -100)
             sums[1 + j] += hit.all(dim=1).sum()
     model.train(was_training)

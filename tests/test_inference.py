@@ -12,7 +12,7 @@ from hexadd.decoding import check_fits, decode
 from hexadd.encoding import ProblemEncoder
 from hexadd.loading import load_model
 from hexadd.model import HexAddConfig, HexAddForCausalLM
-from hexadd.numbers import format_prompt
+from hexadd.numbers import format_prompt, is_hex_problem, show
 
 
 def infer(tiny_run, *args, input=None, launch=False):
@@ -97,9 +97,6 @@ def test_block_window_models_decode_alike_in_every_mode(tiny_run, draft_head, mo
     # The trained weights but its position table, so the answers have digits; two more heads, untrained, whose
     # drafts get rejected.
     model.load_state_dict({k: v for k, v in trained.state_dict().items() if "wpe" not in k}, strict=False)
-    with torch.no_grad():
-        for table in model.distance_biases():
-            table.copy_(4 * torch.randn_like(table))
     pairs = [(12, 34), (7, 5), (99, 99), (0, 0), (56, 7), (3, 81), (10 ** 150 + 12345, 987 * 10 ** 120)]
 
     def full_pass_greedy(a, b):
@@ -113,8 +110,17 @@ def test_block_window_models_decode_alike_in_every_mode(tiny_run, draft_head, mo
                 break
         return "".join(tok.convert_ids_to_tokens(row[len(tok.encode(format_prompt(a, b, 10))):]))
 
+    # Random distance biases until the 151-digit problem's answer runs past the dense tile (the first or second
+    # draw does, for either head).
+    for seed in range(10):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for table in model.distance_biases():
+                table.copy_(4 * torch.randn_like(table))
+        if len(full_pass_greedy(*pairs[-1])) > 140:
+            break
     expected = [full_pass_greedy(a, b) for a, b in pairs]
-    assert len(set(expected)) == len(pairs) and len(expected[-1]) > 100
+    assert len(set(expected)) == len(pairs) and len(expected[-1]) > 140, expected
     for dense_keys in (128, 0):
         monkeypatch.setattr(modeling, "DENSE_KEYS", dense_keys)
         for mode in ("single", "verified"):
@@ -137,7 +143,10 @@ def test_block_window_models_answer_any_length_in_hex_or_decimal(tiny_run, tmp_p
     proc = run_main("inference.py", "--model", str(tmp_path / "window"), f"{big}+1", "0xFF+0x1", "12+34", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(big + "+1=") and lines[1].startswith("0xFF+0x1=0x") and lines[2].startswith("12+34=")
+    # Untrained in its window, the model's answers are arbitrary digits (or none: `?`), written as the operands are.
+    assert lines[0].startswith(big + "+1=") and lines[2].startswith("12+34=")
+    assert re.fullmatch(r"0xFF\+0x1=(0x[0-9A-F]+|\?)", lines[1]) and re.fullmatch(r"12\+34=([0-9]+|\?)", lines[2])
+    assert show(255 + 1, hexadecimal=True) == "0x100" and is_hex_problem("0xFF + 0x1") and not is_hex_problem("0xFF+1")
     assert "outside the trained operands" not in proc.stderr
     proc = run_main("inference.py", "--model", str(tiny_run / "model"), "0x1FF+0x1", cwd=tmp_path)
     assert_one_line_error(proc, "511+1: this model was trained on operands 0..99")

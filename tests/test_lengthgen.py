@@ -29,11 +29,14 @@ def test_preset_holds_only_differences_and_trains_every_position():
         for key, value in values.items():
             assert defaults[section][key] != value, f"{section}.{key} restates the default"
     assert untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10"])) is None  # no table
-    note = untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10", "model.positions=block"]))
+    note = untrained_positions(load(LengthgenConfig, PRESET, ["model.max_offset=10", "model.positions=block",
+                                                             "lengthgen.bands=0"]))
     assert "positions 20..33" in note and "max_offset >= 24" in note
 
 
-@pytest.mark.parametrize("override,key", [("model.n_positions=33", "model.n_positions: 33 cannot hold"),
+@pytest.mark.parametrize("override,key", [("model.window=0", "model.window: must be >= 1"),
+                                          ("lengthgen.certify_range=[5,1]", "lengthgen.certify_range: must be"),
+                                          ("lengthgen.certify_range=[0,x]", r"lengthgen.certify_range\[1\]: must be int"),
                                           ("lengthgen.max_digits=6", "lengthgen.max_digits"),
                                           ("lengthgen.per_cell=0", "lengthgen.per_cell"),
                                           ("tokenizer.vocab_size=40", "tokenizer: unknown key"),

@@ -19,8 +19,8 @@ def ids(text):
 
 
 def tiny(**kw):
-    cfg = HexAddConfig(vocab_size=19, n_embd=32, n_layer=2, n_head=2, n_positions=16, pad_token_id=0,
-                       bos_token_id=0, eos_token_id=0, digit_token_ids=list(range(3, 19)), **kw)
+    cfg = HexAddConfig(**{"vocab_size": 19, "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 16, "pad_token_id": 0,
+                          "bos_token_id": 0, "eos_token_id": 0, "digit_token_ids": list(range(3, 19)), **kw})
     torch.manual_seed(0)
     return HexAddForCausalLM(cfg).eval()
 
@@ -138,7 +138,16 @@ def test_loss_only_on_answer_tokens_for_every_head():
     out = model(x, labels=labels)
     assert out.head_losses.shape == (2,) and torch.isclose(out.loss, out.head_losses.mean())
     logits = out.head_logits
+    expect1 = torch.nn.functional.cross_entropy(logits[0, 0, :-1], labels[0, 1:], ignore_index=-100)
     expect2 = torch.nn.functional.cross_entropy(logits[1, 0, :-2], labels[0, 2:], ignore_index=-100)
+    assert torch.isclose(out.head_losses[0], expect1) and torch.isclose(out.head_losses[1], expect2)
+    # A windowed model's head 2 drafts from the prompt's last `+` on: the answer's first token (column 6) is not
+    # its target.
+    model = tiny(n_predict=2, position_scheme="block_relative")
+    out = model(x, labels=labels)
+    targets2 = labels[0, 2:].clone()
+    targets2[6 - 2] = -100
+    expect2 = torch.nn.functional.cross_entropy(out.head_logits[1, 0, :-2], targets2, ignore_index=-100)
     assert torch.isclose(out.head_losses[1], expect2)
 
 
@@ -266,7 +275,7 @@ def test_block_window_keys_grow_with_the_length_not_its_square():
         window = block_window(model.position_ids(x, mask), model.number_ids(x, mask), mask, 2)
         assert window.index.shape == (1, x.shape[1], 20)
         # A digit deep inside the answer sees 5 keys in each operand and 3 (itself and 2 before) in the answer.
-        assert window.allowed[0, -10].sum() == 13
+        assert window.allowed[0, -6].sum() == 13
     with torch.no_grad():
         out = model(x, attention_mask=mask, output_attentions=True)
     assert all(a.shape == (1, 2, x.shape[1], 20) for a in out.attentions)
@@ -301,13 +310,15 @@ def test_an_answer_digit_depends_only_on_its_neighbourhood():
 
 
 def test_head_j_learns_only_drafts_decoding_asks_for():
-    """Head 2 at the second operand's last digit would predict the answer's first digit: decoding never drafts
-    from there, and a window cannot see it. Its targets start one answer token later than head 1's."""
+    """A windowed model's head 2 at the second operand's last digit would predict the answer's first digit:
+    decoding never drafts from there, and a window cannot see it. Its targets start one answer token later than
+    head 1's. A model attending to everything keeps every target."""
     from hexadd.model import head_targets
     labels = torch.tensor([[-100, -100, -100, -100, -100, 7, 8, 9, 2, -100]])   # `+A+B+` then `C+`, then padding
-    assert head_targets(labels, 1).tolist() == [[-100, -100, -100, -100, 7, 8, 9, 2, -100]]
-    assert head_targets(labels, 2).tolist() == [[-100, -100, -100, -100, 8, 9, 2, -100]]
-    assert head_targets(labels, 3).tolist() == [[-100, -100, -100, -100, 9, 2, -100]]
+    assert head_targets(labels, 1, True).tolist() == [[-100, -100, -100, -100, 7, 8, 9, 2, -100]]
+    assert head_targets(labels, 2, True).tolist() == [[-100, -100, -100, -100, 8, 9, 2, -100]]
+    assert head_targets(labels, 3, True).tolist() == [[-100, -100, -100, -100, 9, 2, -100]]
+    assert head_targets(labels, 2, False).tolist() == [[-100, -100, -100, 7, 8, 9, 2, -100]]
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
