@@ -23,7 +23,7 @@ BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")
 FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal", "block_relative")  # a position table not trained
 WINDOW_SCHEME = "block_relative"  # block distances inside a window are its only positions: any length runs
 ATTENTION = "block_window"        # its attention function's name in transformers' AttentionInterface
-DENSE_KEYS = 128                  # up to this many keys, one dense tile (as FlexAttention's blocks); beyond, gathered
+DENSE_KEYS = 256                  # up to this many key columns, one dense tile; beyond, each query's keys gathered
 
 
 @strict
@@ -61,32 +61,39 @@ def block_window_attention(module, query, key, value, attention_mask=None, dropo
     the window's learned bias for their block distance (`window.bias`, (H, 2D + 1)). (B, H, Tq, hd)
     queries, (B, H, Tk, hd) keys and values; returns (B, Tq, H, hd) and the weights.
 
-    Up to DENSE_KEYS keys a row is one dense (Tq, Tk) tile with the window as its mask: at training lengths that is
-    less memory traffic than gathering each query's keys. Beyond, each query gathers its at most 4 (2D + 1) keys,
-    in slices of queries: memory and work grow with the length, not with its square. Both compute the same sum."""
+    Up to DENSE_KEYS key columns a row (those up to the last one read) it is one dense (Tq, keys) tile with the
+    window as its mask: a matmul reads each key once for all queries, where gathering copies it for each of its
+    queries, so up to about 12 times K columns the tile is faster on a CPU (bench/attention_speed.py). Beyond,
+    each query gathers its at most 4 (2D + 1) keys, in slices of queries: memory and work grow with the length,
+    not with its square. Both compute the same sum."""
     B, H, Tq, hd = query.shape
     Tk, K = key.shape[2], window.index.shape[-1]
+    used = window.keys_used
+    if used <= DENSE_KEYS:
+        scores = query @ key[:, :, :used].transpose(-1, -2) * scaling + window.dense_bias(used, query.dtype)
+        weights = F.dropout(scores.softmax(-1), p=dropout, training=module.training)            # (B, H, Tq, used)
+        out = (weights @ value[:, :, :used]).transpose(1, 2)
+        return out, F.pad(weights, (0, Tk - used)) if used < Tk else weights
     D = (window.bias.shape[1] - 1) // 2
     bias = window.bias[:, window.distance + D].to(query.dtype)                                 # (H, K)
-    low = torch.finfo(query.dtype).min  # not -inf: a padding query with no key must not turn into NaN
-    if Tk <= DENSE_KEYS:
-        cols = torch.where(window.allowed, window.index, Tk)[:, None].expand(B, H, Tq, K)      # Tk: a scratch column
-        mask = query.new_full((B, H, Tq, Tk + 1), low).scatter_(-1, cols, bias[None, :, None].expand(B, H, Tq, K))
-        weights = (query @ key.transpose(-1, -2) * scaling + mask[..., :Tk]).softmax(-1)       # (B, H, Tq, Tk)
-        weights = F.dropout(weights, p=dropout, training=module.training)
-        return (weights @ value).transpose(1, 2), weights
-    rows = torch.arange(B, device=key.device)[:, None, None]
+    low = torch.finfo(query.dtype).min
+    # Keys and values as (B * H * Tk, hd) rows, so that a query's keys are rows picked without copying the cache.
+    keys, values = key.reshape(B * H * Tk, hd), value.reshape(B * H * Tk, hd)
+    head_rows = ((torch.arange(B, device=key.device)[:, None] * H + torch.arange(H, device=key.device)) * Tk)[..., None, None]
     out, weights = [], []
-    step = max(1, 2**24 // (B * H * K * hd))
+    step = max(1, 2**22 // (B * H * K * hd))
     for s in range(0, Tq, step):
         index, allowed = window.index[:, s:s + step], window.allowed[:, s:s + step]            # (B, q, K)
-        k, v = key[rows, :, index], value[rows, :, index]                                      # (B, q, K, H, hd)
-        q = query[:, :, s:s + step].transpose(1, 2)                                             # (B, q, H, hd)
-        score = (k * q[:, :, None]).sum(-1) * scaling + bias.T                                 # (B, q, K, H)
-        w = score.masked_fill(~allowed[..., None], low).softmax(2)
+        q = query[:, :, s:s + step]                                                             # (B, H, q, hd)
+        n = q.shape[2]
+        pick = (index[:, None] + head_rows).flatten()                                           # (B * H * q * K,)
+        k = keys.index_select(0, pick).view(B * H * n, K, hd)
+        v = values.index_select(0, pick).view(B * H * n, K, hd)
+        score = (k @ q.reshape(B * H * n, hd, 1)).view(B, H, n, K) * scaling + bias[:, None]   # (B, H, q, K)
+        w = score.masked_fill(~allowed[:, None], low).softmax(-1)
         w = F.dropout(w, p=dropout, training=module.training)
-        out.append((w[..., None] * v).sum(2))                                                  # (B, q, H, hd)
-        weights.append(w.permute(0, 3, 1, 2))                                                  # (B, H, q, K)
+        out.append((w.view(B * H * n, 1, K) @ v).view(B, H, n, hd).transpose(1, 2))          # (B, q, H, hd)
+        weights.append(w)                                                                       # (B, H, q, K)
     return torch.cat(out, 1), torch.cat(weights, 2)
 
 

@@ -4,7 +4,7 @@ window of keys a block-window model attends to.
 Only torch is imported here: this file travels with published models (trust_remote_code).
 """
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -62,6 +62,31 @@ class Window:
     allowed: torch.Tensor   # (B, Tq, K)
     distance: torch.Tensor  # (K,) each candidate's key position minus query position, in -D..D
     bias: torch.Tensor | None = None  # (H, 2D + 1) the attention bias by distance, of the layers it goes to
+    _scores: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def keys_used(self) -> int:
+        """Key columns up to the last one any query reads: a preallocated cache's unfilled end is never read."""
+        return int(self.index.max()) + 1 if self.index.numel() else 1
+
+    def dense_bias(self, keys: int, dtype: torch.dtype) -> torch.Tensor:
+        """(B, H, Tq, keys) what a dense tile adds to the scores: the bias at the window's keys, the dtype's lowest
+        value elsewhere (not -inf: a padding query with no key must not turn into NaN). Without gradients it is
+        built once for every layer sharing this window (and bias); in training each layer builds its own, so the
+        bias's gradient sums as it always has."""
+        memo = (keys, dtype)
+        if memo in self._scores:
+            return self._scores[memo]
+        B, Tq, K = self.allowed.shape
+        D = (self.bias.shape[1] - 1) // 2
+        bias = self.bias[:, self.distance + D].to(dtype)                                        # (H, K)
+        H = bias.shape[0]
+        cols = torch.where(self.allowed, self.index, keys)[:, None].expand(B, H, Tq, K)        # keys: a scratch column
+        scores = bias.new_full((B, H, Tq, keys + 1), torch.finfo(dtype).min)
+        scores = scores.scatter_(-1, cols, bias[None, :, None].expand(B, H, Tq, K))[..., :keys]
+        if not torch.is_grad_enabled():
+            self._scores[memo] = scores
+        return scores
 
     def rows(self, start: int) -> "Window":
         """The window of the queries from `start` on."""
