@@ -119,12 +119,16 @@ def recipe_diff(train_cfg: dict | None, now: dict, limit: int = 4) -> str:
     have = flat({s: train_cfg.get(s, {}) for s in ("model", "training")})
     diffs = [f"{k} {have[k]} (today {v})" for k, v in now.items() if k in have and have[k] != v
              and not (isinstance(v, (int, float)) and isinstance(have[k], (int, float)) and float(have[k]) == float(v))]
-    absent = [k for k in now if k not in have]
+    # Keys the run's code did not have yet; those that are on today (true, non-zero) first: they changed the recipe.
+    absent = sorted((k for k in now if k not in have),
+                    key=lambda k: not (now[k] is True or (isinstance(now[k], (int, float)) and not isinstance(now[k], bool) and now[k] not in (0, 1))))
     if not diffs and not absent:
         return "today's"
     text = "; ".join(diffs[:limit]) + (f"; {len(diffs) - limit} more" if len(diffs) > limit else "")
     if absent:
-        text += ("; " if text else "") + f"{len(absent)} key{'s' if len(absent) > 1 else ''} not there yet ({', '.join(absent[:2])}{', ...' if len(absent) > 2 else ''})"
+        shown = ", ".join(f"{k} {now[k]}" for k in absent[:limit])
+        text += ("; " if text else "") + (f"{len(absent)} key{'s' if len(absent) > 1 else ''} added since, today "
+                                          f"{shown}{', ...' if len(absent) > limit else ''}")
     return text
 
 
@@ -358,7 +362,8 @@ def t_gpu(files, now):
                              f"{n(c.get('problems_per_s'))}/s)")
             if c6.get("n"):
                 certs.append(f"{n(c6['wrong'])} of {power(c6['n'])} sampled")
-            rows.append([cfg_key, prec, recipe_diff(train, now) if cfg_key == "default" else f"configs/reference-6.4M.yaml; {recipe_diff(train, now, 2)}",
+            label = "train_config.yaml of its commit" if cfg_key == "default" else "configs/reference-6.4M.yaml of its commit"
+            rows.append([label, prec, recipe_diff(train, now) if cfg_key == "default" else recipe_diff(train, now, 2),
                          n(t.get("steps")), seconds(t.get("wall_to_stop_s")), n(t.get("samples_per_s")), "; ".join(certs) or "–",
                          machine(d.get("machine")), cite(name, d)])
     return table(["model", "precision", "recipe against today's", "steps", "launch to stop", "samples/s", "certificates",
