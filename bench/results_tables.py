@@ -510,14 +510,14 @@ def headline(files: dict, link) -> list[str]:
         if bands:
             sizes = ", ".join(f"{b['n']:,} at {band_text(b['band'])}" for b in bands)
             fams = sorted({x["family"] for x in d["bands"]["bands"] if x["family"] != "all"})
-            rows.append([f"Any-length model, operands of {band_text(bands[0]['band'])} to {max(b['band'][1] for b in bands):,} "
-                         f"digits in {len(bands)} bands", f"{sum(b['wrong'] for b in bands):,} wrong of {sum(b['n'] for b in bands):,}",
+            rows.append([f"Any-length model, operands of {bands[0]['band'][0]} to {max(b['band'][1] for b in bands):,} "
+                         f"hex digits in {len(bands)} bands", f"{sum(b['wrong'] for b in bands):,} wrong of {sum(b['n'] for b in bands):,}",
                          f"equal shares of {len(fams)} families ({', '.join(fams)}) per band: {sizes} digits", "1",
                          machine(d["machine"]), "`make anylength`", link(f, d)])
     for f, d in files.items():
         if f.startswith("certify-all") and d.get("certificate", {}).get("exhaustive"):
             c = d["certificate"]
-            rows.append([f"Default model (seed {d['config']['train']['training']['seed']}), every problem of "
+            rows.append([f"Default model (seed {d['config']['train']['training']['seed']}, trained on a CPU), every problem of "
                          f"{c['min_operand']}..{c['max_operand']} + {c['min_operand']}..{c['max_operand']}",
                          f"{c['wrong']:,} wrong of {power(c['n'])} (at most {bound(c['upper_95'])} at 95%)", "exhaustive",
                          "1", machine(d["machine"]), f"`python3 bench/certify_all.py --model model --name {f[:-5]}`", link(f, d)])
