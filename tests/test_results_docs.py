@@ -61,7 +61,15 @@ def test_new_files_show_up_without_code(tree):
     (results / "anylength-heads2-seed9.json").write_text(json.dumps(flagship))
     (results / "demo-unknown.json").write_text(json.dumps({"command": "x", "commit": "abc", "date": "d", "machine": "m",
                                                           "config": {}, "something": 1}))
+    # bench/certify_all.py --bands on the flagship: a certificate and bands, no grid
+    bands = {k: flagship[k] for k in ("command", "commit", "date", "machine", "config", "bands")}
+    bands.update(model="runs/anylength/model", certificate=flagship["certificate"])
+    (results / "anylength-heads2-seed0-bands10k.json").write_text(json.dumps(bands))
+    (results / "decode_speed-new.json").write_text(json.dumps({"command": "x", "commit": "abc", "date": "d",
+                                                               "machine": "m", "config": {}, "modes": {"single": {}}}))
     docs, _ = gen.build(tree)
     assert "[anylength-heads2-seed9.json](../bench/results/anylength-heads2-seed9.json) @ `0123456`" in docs
+    assert "**anylength-heads2-seed0-bands10k.json**" in docs.split("### Bands of lengths", 1)[1]
     other = docs.split("## Other files", 1)[1]
     assert "demo-unknown.json" in other and "anylength-heads2-seed9.json" not in other
+    assert "decode_speed-new.json): of a known kind, but its table could not read it (KeyError" in other
