@@ -592,7 +592,7 @@ def build(root: Path = ROOT) -> tuple[str, str]:
     L += ["", "### Long operands: decoding time and memory (`bench/anylength.py`)", ""] + tolerant(t_anylength_memory, g("anylength_memory"), unread)
     L += ["", "## Training runs on 0..9999 (`bench/time_to_100.py`)", "",
           "One row per file; per-seed values separated by `/`. Each saved model is certified on a seeded uniform sample "
-          "of 0..9999 + 0..9999 (the same sample for every seed and file), then, from the file's commit on, searched "
+          "of 0..9999 + 0..9999 (seed 0: within a file, the same problems for every seed), then, in files from 2026-11-29 on, searched "
           "for wrong problems near its thinnest (the search finds problems beside the sample and is never counted into "
           "it). Files with no value under \"search found\" predate the search; finds marked \"by margin ≤ 0\" were "
           "counted by a margin of 0 or less (exact ties included), before finds were confirmed by argmax.", ""] + tolerant(t_time_to_100, g("time_to_100"), unread, now)
