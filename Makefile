@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLES := 1234+5678 4095+1 9999+9999 0+0 101+1002
 
-.PHONY: venv data tokenizer train infer certify attention pipeline anylength test bench ablations ablations-quick clean
+.PHONY: venv data tokenizer train infer certify attention pipeline anylength test bench results ablations ablations-quick clean
 
 venv: $(VENV)/.installed
 
@@ -42,6 +42,9 @@ test: venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+results: venv
+	$(PY) bench/results_tables.py
 
 ablations: venv
 	$(PY) bench/ablations.py

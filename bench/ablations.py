@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, machine
+from common import ROOT, commit, provenance
 
 from hexadd import cli
 from hexadd.ablation_report import BUDGET, FAILED, SCHEDULE, STOPPED, markdown, summarize
@@ -110,7 +110,9 @@ def main(argv=None):
         fp = fingerprint(without(data_cfg, "output"), without(train_cfg, "data", "output", "hub"),
                          args.budget, args.certify, args.decode_sample)
         results["rows"][row.name] = {"label": row.label, "claim": row.claim, "source": _shown(Path(row.source)),
-                                     "data": row.data, "train": row.train, "fingerprint": fp}
+                                     "data": row.data, "train": row.train, "fingerprint": fp,
+                                     # resolved, before the runner sets folders, seed and training.certify=0
+                                     "config": {"data": to_dict(data_cfg), "train": to_dict(train_cfg)}}
         plan += [(seed, row, data_cfg, train_cfg, fp) for seed in args.seeds]
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (kv[0] != BASELINE, kv[0])))
     done = {(r["row"], r["seed"], r["fingerprint"]) for r in results["runs"] if r["outcome"] != FAILED}  # failures are retried
@@ -124,7 +126,9 @@ def main(argv=None):
         record = run(row.name, seed, train_cfg, data_dir, tok_dir, args)
         record.update(row=row.name, seed=seed, fingerprint=fp)
         results["runs"] = [r for r in results["runs"] if (r["row"], r["seed"]) != (row.name, seed)] + [record]
-        results["machine"] = machine()
+        # The file's provenance is its last sitting's (each run keeps its own date and commit); the resolved
+        # config of every row is under rows.ROW.config.
+        results.update(provenance({"rows": "rows.ROW.config", "per_run": {"training.seed": "runs[].seed"}}))
         write_json(args.results, results)
         report(results, args)
         print(f"[{i}/{len(todo)}] {row.name} seed {seed}: {describe(record)} ({record['wall_s']:.0f} s)")
@@ -235,6 +239,7 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
     if record["outcome"] != FAILED:
         record.update(measure(folder / "model", args.certify, args.decode_sample, train_cfg.training.device))
     record["wall_s"] = time.perf_counter() - t0
+    record["commit"] = commit()
     return record
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, save
+from common import ROOT, model_config, save
 
 
 def child(model_dir: str, digits: int, n: int, batch_size: int, seed: int, mode: str | None) -> dict:
@@ -84,7 +84,7 @@ def main():
     result["per_digit"] = {"rows": rows, "at_64": short, "at_4096": long,
                            "ratio_4096_to_64": long["ms_per_answer_token"] / short["ms_per_answer_token"]}
     print(f"time per answer token at 4,096 digits / at 64 digits: {result['per_digit']['ratio_4096_to_64']:.2f}")
-    save(args.name, result)
+    save(args.name, result, config=model_config(args.model))
 
 
 if __name__ == "__main__":

@@ -144,7 +144,9 @@ def main():
             shown = f"{r['ms']:.1f} ms, peak RSS {r['peak_rss_mb']:.0f} MB" if "ms" in r else r.get("error", r.get("skipped"))
             print(f"{B:>4} rows x {digits:>5} digits{' fwd+bwd' if backward else ''} {path:>14}: {shown}", flush=True)
         results.append(row)
-    save(args.name, {"heads": H, "head_dim": HD, "window": D, "cases": results})
+    # No trained model: random tensors of the default model's attention shape (heads, head size, window).
+    save(args.name, {"heads": H, "head_dim": HD, "window": D, "cases": results},
+         config={"attention": {"heads": H, "head_dim": HD, "window": D}})
 
 
 if __name__ == "__main__":

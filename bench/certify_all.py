@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from common import ROOT, save
+from common import ROOT, model_config, save
 
 
 def main():
@@ -52,12 +52,9 @@ def main():
         bands = {"per_family": args.bands, "bands": certify_bands(model, tok, args.bands, progress=False),
                  "locality": locality(model, tok)}
         print(bands_report(bands), flush=True)
-    folder = Path(args.model)
-    trained_with = folder / "training_config.yaml"
-    out = save(args.name, {"model": str(args.model), "model_config": json.loads((folder / "config.json").read_text()),
-                           "training_config": trained_with.read_text() if trained_with.is_file() else None,
+    out = save(args.name, {"model": str(args.model),
                            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-                           "certificate": d, "bands": bands})
+                           "certificate": d, "bands": bands}, config=model_config(args.model))
     if args.out:
         (Path(args.out) / out.name).write_text(out.read_text())
 

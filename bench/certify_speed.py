@@ -8,7 +8,7 @@ from the answer on (what certify does) against the whole last block."""
 import argparse
 import os
 
-from common import ROOT, matmul_peak, save
+from common import ROOT, matmul_peak, model_config, save
 
 
 def main():
@@ -58,7 +58,7 @@ def main():
         r["fraction_of_highest_limit"] = r["problems_per_s"] / top
     print(f"against the highest peak of the run ({max(peaks) / 1e9:.1f} GFLOP/s): "
           + "; ".join(f"{name} {r['fraction_of_highest_limit']:.0%}" for name, r in rows.items()))
-    save("certify_speed", {"model": args.model, "parameters": params, "tokens_per_problem": tokens,
+    save("certify_speed", config=model_config(args.model), result={"model": args.model, "parameters": params, "tokens_per_problem": tokens,
                            "batch_size": args.batch_size, "rounds": args.rounds, "runs": rows})
 
 

@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: machine description, matmul peak, results files."""
+"""Shared by the benchmarks: machine description, matmul peak, and results files with their provenance (command,
+commit, date, machine, resolved config: provenance())."""
 import os
 import platform
 import sys
@@ -50,15 +51,55 @@ def commit() -> str:
         return "unknown"
 
 
-def save(name: str, result: dict) -> Path:
-    """bench/results/NAME.json: the result with the command that produced it, the commit, the date and the machine."""
+def command() -> str:
+    """The command line of this process, the script named relative to the repository."""
+    script = Path(sys.argv[0]).resolve()
+    return "python3 " + " ".join([str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0], *sys.argv[1:]])
+
+
+def resolved_config(train: list[str] | tuple = (), data: list[str] | tuple = (), train_file=None, data_file=None,
+                    data_dir=None) -> dict:
+    """The configs a run used, every default filled in: the training config (train_config.yaml, or train_file, with
+    the `--set` overrides `train` applied) and the data config. With data_dir, the data config is the one its
+    dataset card says generated it (what the run really read); else data_config.yaml (or data_file) with `data`."""
+    from hexadd.config import DataConfig, TrainConfig
+    from hexadd.config_files import load, to_dict
+    config = {"train": to_dict(load(TrainConfig, train_file or ROOT / "train_config.yaml", list(train)))}
+    card = None
+    if data_dir is not None and (Path(data_dir) / "README.md").is_file():
+        from hexadd.dataset import read_card
+        card = read_card(data_dir).get("config")
+    config["data"] = card if card is not None else to_dict(load(DataConfig, data_file or ROOT / "data_config.yaml", list(data)))
+    return config
+
+
+def provenance(config: dict) -> dict:
+    """What every results file starts with: the command, the commit, the date, the machine and the resolved config."""
+    return {"command": command(), "commit": commit(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(), "config": config}
+
+
+def save(name: str, result: dict, config: dict) -> Path:
+    """bench/results/NAME.json: the result after its provenance (command, commit, date, machine, resolved config).
+    `config` is required: the configs the measured run used, defaults resolved (resolved_config(), or a model's
+    own saved config for benchmarks of a trained model)."""
     from hexadd.io import write_json
     path = RESULTS / f"{name}.json"
-    command = "python3 " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT))
-                                     if Path(sys.argv[0]).resolve().is_relative_to(ROOT) else sys.argv[0], *sys.argv[1:]])
-    write_json(path, {"command": command, "commit": commit(), "machine": machine(), **result})
+    write_json(path, {**provenance(config), **result})
     print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+def model_config(model_dir) -> dict:
+    """The configs a trained model folder records: its model config.json and, where saved, the training config
+    it was trained with (training_config.yaml) and the data it read."""
+    import json
+    import yaml
+    folder = Path(model_dir)
+    out = {"model": json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None}
+    if (folder / "training_config.yaml").is_file():
+        out["train"] = yaml.safe_load((folder / "training_config.yaml").read_text())
+    return out
 
 
 def need_data():

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, save
+from common import ROOT, resolved_config, save
 
 TEXT_DATA_COMMIT = "31c9719"
 
@@ -107,8 +107,10 @@ def main():
     print(f"peak RSS {summary['baseline']['peak_rss_mb']:.0f} MB -> {summary['this tree']['peak_rss_mb']:.0f} MB; "
           f"training speed ratio {ratio:.3f}; start-up {summary['baseline']['start_up_s']:.1f}s -> "
           f"{summary['this tree']['start_up_s']:.1f}s (medians of {args.repeats})")
+    # This tree's runs: data_config.yaml as is, the trainer with the overrides train() gives it.
+    config = resolved_config(train=[f"training.max_steps={args.steps}", "training.certify=0", "training.early_stop=false"])
     save("data_memory", {"baseline": args.baseline, "steps": args.steps, "runs": runs, "median": summary,
-                         "speed_ratio": ratio})
+                         "speed_ratio": ratio}, config=config)
 
 
 if __name__ == "__main__":

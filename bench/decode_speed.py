@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, need_data, save
+from common import ROOT, model_config, need_data, save
 
 
 def unseen_problems(n: int, seed: int = 1) -> list[tuple[int, int]]:
@@ -117,7 +117,7 @@ def main():
             cli[mode] = {"wall_s": wall, "problems_per_s": len(pairs) / wall, "peak_rss_mb": rss}
             print(f"inference.py --file ({len(pairs):,} problems, --decode {mode}): {wall:.1f}s, "
                   f"{len(pairs) / wall:.0f} problems/s end to end, peak RSS {rss:.0f} MB")
-    save(args.name, {"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
+    save(args.name, config=model_config(args.model), result={"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
                           "batch_sweep": sweep, "cli": cli})
 
 

@@ -7,7 +7,7 @@ head 1's first wrong answer token (teacher forced: 0 is the answer's least signi
 import argparse
 from collections import Counter
 
-from common import save
+from common import model_config, save
 
 
 def main():
@@ -36,7 +36,7 @@ def main():
                       "first_wrong_token": {str(k): counts[k] for k in sorted(counts)}})
         print(f"{i}+{j} digits: {cells[-1]['right']}/{args.per_cell} right; first wrong answer token: "
               + ", ".join(f"{k}: {counts[k]}" for k in sorted(counts)))
-    save(args.name, {"model": args.model, "seed": args.seed, "cells": cells})
+    save(args.name, {"model": args.model, "seed": args.seed, "cells": cells}, config=model_config(args.model))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, save
+from common import ROOT, machine, resolved_config, save
 
 
 def run(cmd, **kw):
@@ -75,6 +75,12 @@ def main():
         args.sample_6m = "2000"
     train_sets += [a for o in args.overrides for a in ("--set", o)]
     result = {"overrides": args.overrides, "default_overrides": args.default_set, "gpu": torch.cuda.get_device_name(0) if not args.dry_run else "none (dry run)", "torch": torch.__version__}
+    plain = [s for s in train_sets if s != "--set"]
+    data_plain = [s for s in data_sets if s != "--set"]
+    common = ["training.certify=1000000", f"training.device={device}"]
+    config = {"default": resolved_config(train=common + plain + args.default_set, data=data_plain),
+              "6.4M": resolved_config(train=common + plain, data=data_plain,
+                                      train_file=ROOT / "configs" / "reference-6.4M.yaml")}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for cmd in (["data_generator.py", "--set", f"output.dir={work / 'data'}", *data_sets],
@@ -89,7 +95,7 @@ def main():
             except Exception as e:  # keep what the other stages measured
                 result[key] = {"error": f"{type(e).__name__}: {e}"}
             print(key, json.dumps(result[key])[:600], flush=True)
-            out = save(args.name if not args.dry_run else "gpu-dry-run", result)
+            out = save(args.name if not args.dry_run else "gpu-dry-run", result, config=config)
             if args.out:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
                 (Path(args.out) / f"{args.name}.json").write_text(out.read_text())

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, save
+from common import ROOT, resolved_config, save
 
 DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]
 MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_positions=16", "training.batch_size=64",
@@ -94,7 +94,8 @@ def main():
         steps = [json.loads(line)["step"] for line in (work / "killed" / "run" / "metrics.jsonl").read_text().splitlines()]
         same["metrics steps"] = steps == list(range(50, 1201, 50))
         print(f"{len(kills)} kills survived; byte-identical to the uninterrupted run: {same}")
-        save("kill_resume", {"kills": kills, "identical": same, "uninterrupted_s": full_s})
+        config = resolved_config(train=MODEL, data=DATA)  # output folders aside: the trainer's as it ran
+        save("kill_resume", {"kills": kills, "identical": same, "uninterrupted_s": full_s}, config=config)
         if not all(same.values()):
             sys.exit(1)
 

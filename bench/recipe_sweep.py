@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import ROOT, save
+from common import ROOT, resolved_config, save
 
 
 def run_one(work: Path, name: str, overrides: list[str], seed: int, device: str, certify: int, common: list[str]):
@@ -91,7 +91,10 @@ def write(args, variants, runs, wall):
         rs = sorted((r for r in runs if r["variant"] == name), key=lambda r: r["seed"])
         summary[name] = {"wrong": [r["certificate"]["wrong"] for r in rs], "steps": [r["steps"] for r in rs],
                          "stopped_by": [r["stopped_by"] for r in rs]}
-    out = save(args.name, {"variants": variants, "seeds": args.seeds, "device": args.device, "parallel": args.parallel,
+    config = {name: resolved_config(train=[f"training.device={args.device}", f"training.certify={args.certify}",
+                                           *args.common, *o], data=args.data_set) for name, o in variants.items()}
+    config["per_run"] = {"training.seed": args.seeds}
+    out = save(args.name, config=config, result={"variants": variants, "seeds": args.seeds, "device": args.device, "parallel": args.parallel,
                            "common": args.common, "data": args.data_set, "certify": args.certify,
                            "summary": summary, "runs": runs, "sweep_wall_s": wall})
     if args.out:

@@ -8,7 +8,7 @@ A family whose errors are too rare for N problems to show often shows in its thi
 import argparse
 import os
 
-from common import ROOT, save
+from common import ROOT, model_config, save
 
 THRESHOLDS = (0, 1, 2, 3, 4)
 
@@ -50,7 +50,7 @@ def main():
         result["kinds"][kind] = {"wrong": below["margin_below_0"], **below, "thinnest": thinnest}
         print(f"{kind}: {below['margin_below_0']} wrong of {len(pairs):,}; margin below "
               + ", ".join(f"{t}: {below[f'margin_below_{t}']}" for t in THRESHOLDS[1:]) + f"; thinnest {thinnest[:3]}")
-    save(args.name, result)
+    save(args.name, result, config=model_config(args.model))
 
 
 if __name__ == "__main__":

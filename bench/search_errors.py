@@ -9,7 +9,7 @@ import argparse
 import os
 import time
 
-from common import ROOT, save
+from common import ROOT, model_config, save
 
 
 def main():
@@ -62,7 +62,10 @@ def main():
         print(f"{path}: gate {r['gate_wrong']} wrong of {args.gate:,} ({r['gate_s']} s, thinnest {r['gate_thinnest']:.2f}); "
               f"search {r['search_wrong']} wrong of {r['search_evaluated']:,} ({r['search_s']} s, thinnest "
               f"{r['search_thinnest']:.2f}) {r['wrong_examples'][:3]}", flush=True)
-    save(args.name, {"seed": args.seed, "step": args.step, "models": results})
+    from hexadd.config_files import to_dict
+    config = {"models": {path: model_config(path) for path in args.models},
+              "gate": to_dict(t)}  # the gate's carry_share and sum_share are the default TrainingConfig's
+    save(args.name, {"seed": args.seed, "step": args.step, "models": results}, config=config)
 
 
 if __name__ == "__main__":

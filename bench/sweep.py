@@ -25,7 +25,8 @@ def summary(root: Path) -> dict:
     out = {"grid": {"right": r["all"]["correct"], "total": r["all"]["total"], "wrong": grid_wrong,
                     "wrong_cells": [[c["digits_a"], c["digits_b"], c["total"] - c["correct"]] for c in r["grid"]
                                     if c["correct"] < c["total"]]},
-           "training": r["training"], "certificate": r.get("certificate"), "seconds": r["seconds"]}
+           "training": r["training"], "certificate": r.get("certificate"), "seconds": r["seconds"],
+           "config": r.get("config")}  # lengthgen's resolved config; moved into the file's config by main()
     if r.get("bands"):
         out["bands"] = [{k: x[k] for k in ("band", "n", "wrong", "upper_95", "seconds")} for x in r["bands"]["bands"]
                         if x["family"] == "all"]
@@ -70,9 +71,10 @@ def main():
         procs[name] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}), cmd)
     result = {"device": args.device, "common": args.common, "runs": {}}
+    configs = {}
 
     def record():
-        out = save(args.name, result)
+        out = save(args.name, result, config=configs)
         if args.out:
             shutil.copy(out, Path(args.out) / out.name)
 
@@ -85,6 +87,7 @@ def main():
                      "wall_s": round(time.time() - t0, 1)}
             try:
                 entry.update(summary(work / name))
+                configs[name] = entry.pop("config")
             except (FileNotFoundError, KeyError, json.JSONDecodeError) as e:
                 entry["error"] = f"{type(e).__name__}: {e}"
                 entry["log_tail"] = (work / f"{name}.log").read_text()[-2000:]

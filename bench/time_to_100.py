@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, need_data, save
+from common import ROOT, need_data, resolved_config, save
 
 
 def main():
@@ -72,7 +72,9 @@ def _summary(runs, args, complete):
     result = {"runs": runs, "median_wall_to_stop_s": statistics.median(r["wall_to_stop_s"] for r in runs),
               "certified_exact": sum(r["certificate"]["wrong"] == 0 for r in runs),
               "certify_problems": args.certify, "overrides": args.overrides, "complete": complete}
-    save(args.name, result)
+    # The trainer's config as each seed ran it (training.seed differs per run: runs[].seed).
+    config = resolved_config(train=["training.certify=0", *args.overrides], data_dir=ROOT / "data")
+    save(args.name, result, config={**config, "per_run": {"training.seed": [r["seed"] for r in runs]}})
     return result
 
 

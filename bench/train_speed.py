@@ -9,7 +9,7 @@ trainer's step with sdpa attention instead of the eager attention it uses.
 import argparse
 import time
 
-from common import ROOT, machine, matmul_peak, need_data, save
+from common import ROOT, machine, matmul_peak, need_data, resolved_config, save
 
 
 def measure(config_path, steps: int, warmup: int = 5) -> dict:
@@ -83,7 +83,9 @@ def main():
               f"{r['samples_per_s']:.0f} samples/s, {r['achieved_flops'] / 1e9:.1f} GFLOP/s = "
               f"{r['fraction_of_fp32_peak']:.0%} of fp32 peak; plain loop {r['plain_samples_per_s']:.0f} samples/s, "
               f"trainer overhead {r['trainer_overhead']:+.1%}; with sdpa attention {r['sdpa_samples_per_s']:.0f} samples/s")
-    save("train_speed", {"matmul_peak_fp32": peak32, "matmul_peak_bf16": peak16, "runs": rows})
+    config = {"default": resolved_config(data_dir=ROOT / "data"),
+              "6.4M": resolved_config(train_file=ROOT / "configs" / "reference-6.4M.yaml", data_dir=ROOT / "data")}
+    save("train_speed", {"matmul_peak_fp32": peak32, "matmul_peak_bf16": peak16, "runs": rows}, config=config)
 
 
 if __name__ == "__main__":
