@@ -7,7 +7,11 @@
 
 The same file runs as a Hugging Face Space (docs/demo.md; `python -m hexadd.hub push-space`).
 """
+import asyncio
+import base64
+import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hexadd import cli
@@ -18,6 +22,7 @@ from hexadd.numbers import is_hex_problem, num_digits, parse_decimal_problem, sh
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 QUEUE = 64       # requests waiting at once; one more is turned away at once instead of waiting behind them
+SESSIONS = 128   # visitors whose last outputs the server keeps (Gradio's default, 10,000, holds each one's figure)
 LONGEST = 1_000  # operand digits (in the model's base) answered here: about 2 s of decoding on one core (bench/demo.py)
 DRAWN = 80       # tokens in the longest problem whose attention is drawn: beyond it the labels run together
 # The first four this model answers are offered: a carry through every digit, hex in and out, a long one.
@@ -88,6 +93,16 @@ class Adder:
             return None
         return problem_figure(self.model, self.tok, a, b)[1]  # plain greedy: the same answer every mode writes
 
+    def attention_image(self, text: str) -> str:
+        """attention() as an <img> the page shows as it is: drawn here, in the caller's thread."""
+        fig = self.attention(text)
+        if fig is None:
+            return ""
+        with io.BytesIO() as png:
+            fig.savefig(png, format="png", dpi=90)
+            data = base64.b64encode(png.getvalue()).decode()
+        return f'<img src="data:image/png;base64,{data}" alt="attention of every layer and head" style="width: 100%">'
+
     def tokens(self, a: int, b: int) -> int:
         """Tokens in `+A+B+C+`, the answer at its longest."""
         la, lb = num_digits(a, self.model.config.base), num_digits(b, self.model.config.base)
@@ -132,6 +147,18 @@ def results_section(path: Path, name: str) -> str:
 def build(adder: Adder):
     import gradio as gr
 
+    # The model runs, and figures are drawn, on these threads only: a request a core, each on one thread (small
+    # problems are latency-bound). Fixed threads keep memory flat, where Gradio's pool of short-lived ones would
+    # leave each new thread's allocator arena and font cache behind.
+    workers = os.cpu_count() or 1
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="model")
+
+    async def add(problem: str) -> tuple[str, str]:
+        return await asyncio.wrap_future(pool.submit(adder.answer, problem))
+
+    async def attention(problem: str) -> str:
+        return await asyncio.wrap_future(pool.submit(adder.attention_image, problem))
+
     with gr.Blocks(title="hexadd: a transformer that adds", analytics_enabled=False) as demo:
         gr.Markdown("# hexadd: a transformer that adds\n" + adder.description())
         with gr.Row():
@@ -143,14 +170,13 @@ def build(adder: Adder):
                 gr.Examples(adder.examples(), inputs=problem)
             with gr.Column(scale=3):
                 gr.Markdown("**Attention** of each layer (rows) and head (columns) over the problem and the model's answer")
-                plot = gr.Plot(show_label=False, elem_id="attention")
+                plot = gr.HTML(elem_id="attention")
         with gr.Accordion("certificate and evaluation (from the model card)", open=True):
             gr.Markdown(adder.results, elem_id="results")
-        # The sum shows as soon as it is decoded; the figure, which takes longer to draw, follows. One model,
-        # one limit for both: a request a core, each on one thread.
-        gr.on([button.click, problem.submit], adder.answer, problem, [answer, how], api_name="add",
-              concurrency_id="model").then(adder.attention, problem, plot, api_name="attention", concurrency_id="model")
-    return demo.queue(max_size=QUEUE, default_concurrency_limit=os.cpu_count() or 1)
+        # The sum shows as soon as it is decoded; the figure, which takes longer to draw, follows.
+        gr.on([button.click, problem.submit], add, problem, [answer, how], api_name="add",
+              concurrency_id="model").then(attention, problem, plot, api_name="attention", concurrency_id="model")
+    return demo.queue(max_size=QUEUE, default_concurrency_limit=workers)
 
 
 def main():
@@ -161,11 +187,12 @@ def main():
     p.add_argument("--port", type=int, help="port (default 7860, or the first free one after it)")
     args = p.parse_args()
     import torch
-    torch.set_num_threads(1)  # small problems are latency-bound: cores serve more requests, not faster ones
+    torch.set_num_threads(1)  # one thread a request (build)
     adder = Adder(args.model, args.revision)
     import gradio as gr
     font = ["ui-sans-serif", "system-ui", "sans-serif"]  # system fonts: no font host is reachable offline
     build(adder).launch(server_name=args.host, server_port=args.port, footer_links=["api"],
+                        state_session_capacity=SESSIONS,
                         theme=gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"]))
 
 
