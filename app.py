@@ -43,6 +43,7 @@ class Adder:
         self.model, self.tok = load_model(str(self.path))
         self.mode = default_mode(self.model)
         self.results = results_section(self.path, model)
+        self.attention_image(self.examples()[-1])  # the first visitor does not wait for torch and matplotlib to warm up
 
     def problem(self, text: str) -> tuple[int, int, bool]:
         """(a, b, written in hex) of a problem this model answers here; HexaddError with the CLI's message if not."""
@@ -109,6 +110,7 @@ class Adder:
         return 4 + la + lb + max(la, lb) + 1
 
     def examples(self) -> list[str]:
+        c = self.model.config
         fit = []
         for e in EXAMPLES:
             try:
@@ -116,7 +118,7 @@ class Adder:
                 fit.append(e)
             except HexaddError:
                 pass
-        return fit[:4]
+        return fit[:4] or [f"{c.max_operand}+{c.min_operand}"]
 
     def description(self) -> str:
         c = self.model.config
@@ -192,7 +194,7 @@ def main():
     import gradio as gr
     font = ["ui-sans-serif", "system-ui", "sans-serif"]  # system fonts: no font host is reachable offline
     build(adder).launch(server_name=args.host, server_port=args.port, footer_links=["api"],
-                        state_session_capacity=SESSIONS,
+                        state_session_capacity=SESSIONS, run_history=False,  # no copy of each figure in the browser
                         theme=gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"]))
 
 
