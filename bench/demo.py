@@ -68,7 +68,8 @@ def chromium():
         sys.exit("no chromium and chromedriver on PATH: `make browser` installs them")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100",
+                "--hide-scrollbars"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver), options=options)
 
