@@ -212,38 +212,45 @@ def test_32_requests_at_once_are_all_answered_in_flat_memory(server, adder):
 def test_push_space_uploads_a_space_that_runs_from_its_own_files(tiny_run, tmp_path):
     model_dir = tiny_run / "model"
     with HubServer(tokens={TOKEN}) as hub:
-        env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": ""}
+        env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf_home"), "HF_TOKEN": "",
+               "HF_HUB_DISABLE_TELEMETRY": "1"}
         proc = run_script("hexadd.hub", "push-space", "tester/adder-demo", "--model", str(model_dir), cwd=tmp_path,
                           env=env, module=True)
         assert proc.returncode == 2 and proc.stderr.startswith("error: not logged in") and proc.stderr.count("\n") == 1
         assert hub.repos() == []
+        env["HF_TOKEN"] = TOKEN
         proc = run_script("hexadd.hub", "push-space", "tester/adder-demo", "--model", str(model_dir), cwd=tmp_path,
-                          env={**env, "HF_TOKEN": TOKEN}, module=True)
+                          env=env, module=True)
         assert proc.returncode == 0, proc.stderr
         assert TOKEN not in proc.stdout + proc.stderr
         assert hub.sdk("spaces/tester/adder-demo") == "gradio"
         files = hub.files("spaces/tester/adder-demo")
-    assert files["app.py"] == (ROOT / "app.py").read_bytes()
-    assert files["hexadd/numbers.py"] == (ROOT / "hexadd/numbers.py").read_bytes()
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "certificate.json", "eval_results.json"):
-        assert files[f"model/{name}"] == (model_dir / name).read_bytes(), name
-    front = yaml.safe_load(files["README.md"].decode().split("---")[1])
-    demo_pins = dict(line.split("==") for line in (ROOT / "requirements-demo.txt").read_text().split())
-    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["sdk_version"] == demo_pins["gradio"]
-    requirements = files["requirements.txt"].decode().split()
-    assert "torch==2.13.0" in requirements and not any(r.startswith(("pytest", "selenium")) for r in requirements)
+        assert files["app.py"] == (ROOT / "app.py").read_bytes()
+        assert files["hexadd/numbers.py"] == (ROOT / "hexadd/numbers.py").read_bytes()
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "certificate.json", "eval_results.json"):
+            assert files[f"model/{name}"] == (model_dir / name).read_bytes(), name
+        front = yaml.safe_load(files["README.md"].decode().split("---")[1])
+        demo_pins = dict(line.split("==") for line in (ROOT / "requirements-demo.txt").read_text().split())
+        assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["sdk_version"] == demo_pins["gradio"]
+        requirements = files["requirements.txt"].decode().split()
+        assert "torch==2.13.0" in requirements and not any(r.startswith(("pytest", "selenium")) for r in requirements)
 
-    # The Space's own files, without this checkout on the path: its package, its model in model/ (app.py's default).
-    space = tmp_path / "space"
-    for path, data in files.items():
-        (space / path).parent.mkdir(parents=True, exist_ok=True)
-        (space / path).write_bytes(data)
-    script = ("import os, app, hexadd\n"
-              "assert hexadd.__file__.startswith(os.getcwd()), hexadd.__file__\n"
-              "a = app.Adder('model')\n"
-              "print(a.answer('12+34')[0], a.results.startswith('**Certificate:**'))\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    ran = subprocess.run([sys.executable, "-c", script], cwd=space, capture_output=True, text=True,
-                         env={**env, "HF_HUB_OFFLINE": "1"}, timeout=300)
+        # The Space's own files, without this checkout on the path: its package, its model in model/ (app.py's
+        # default). From there the model also goes to a model repo, and app.py loads it by repo id, card and all.
+        space = tmp_path / "space"
+        for path, data in files.items():
+            (space / path).parent.mkdir(parents=True, exist_ok=True)
+            (space / path).write_bytes(data)
+        script = ("import os, app, hexadd\n"
+                  "from hexadd.hub import push\n"
+                  "assert hexadd.__file__.startswith(os.getcwd()), hexadd.__file__\n"
+                  "local = app.Adder('model')\n"
+                  "push('model', 'tester/tiny-adder', log=lambda line: None)\n"
+                  "remote = app.Adder('tester/tiny-adder')\n"
+                  "print(local.answer('12+34')[0], remote.answer('12+34')[0], local.results == remote.results,\n"
+                  "      remote.results.startswith('**Certificate:**'))\n")
+        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        ran = subprocess.run([sys.executable, "-c", script], cwd=space, capture_output=True, text=True,
+                             env={**clean, **env}, timeout=300)
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.splitlines()[-1] == "12+34=46 True"
+    assert ran.stdout.splitlines()[-1] == "12+34=46 12+34=46 True True"
