@@ -149,8 +149,8 @@ def _token(error) -> str:
 
 
 def _upload(repo_id, repo_type, private, token, files: dict, card: bytes, message: str, folder: Path, error) -> str:
-    """One commit of `files` ({path in repo: local path, or the bytes themselves}) and the card, made from memory: a failed push
-    leaves the local folder exactly as it was."""
+    """One commit of `files` ({path in repo: local path, or the bytes themselves}) and the card, made from memory:
+    a failed push leaves the local folder exactly as it was."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
