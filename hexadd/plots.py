@@ -2,6 +2,7 @@
 function builds a matplotlib Figure (what the tests inspect); the others write it as a PNG, atomically, and close it."""
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -29,12 +30,18 @@ def _token_axes(ax, tokens, positions, show_y=True):
         ax.set_yticks([])
 
 
+def _heatmap(ax, att, tokens, positions, show_y=True):
+    """One (T, T) attention map, queries down, keys across, on the shared 0..1 scale."""
+    im = ax.imshow(att.numpy(), cmap="viridis", vmin=0, vmax=1)
+    _token_axes(ax, tokens, positions, show_y)
+    return im
+
+
 def layer_figure(att, tokens: list[str], positions: list[int], title: str, layer: int, heads: list[int]):
     """One layer: a panel per head of `att` (H, T, T). Axis labels: the token, and its block position under it."""
     fig, axes = plt.subplots(1, len(heads), figsize=(3.6 * len(heads) + 1, 4.2), squeeze=False)
     for ax, h in zip(axes[0], heads):
-        im = ax.imshow(att[h].numpy(), cmap="viridis", vmin=0, vmax=1)
-        _token_axes(ax, tokens, positions, show_y=h == heads[0])
+        im = _heatmap(ax, att[h], tokens, positions, show_y=h == heads[0])
         ax.set_title(f"head {h + 1}", fontsize=9)
         ax.set_xlabel("attended token (block position)", fontsize=8)
     axes[0][0].set_ylabel("query token", fontsize=8)
@@ -47,10 +54,31 @@ def layers_figure(attentions, tokens: list[str], positions: list[int], title: st
     """Layers side by side, each the mean of the chosen heads."""
     fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers) + 1, 4.0), squeeze=False)
     for ax, layer in zip(axes[0], layers):
-        im = ax.imshow(attentions[layer][heads].mean(0).numpy(), cmap="viridis", vmin=0, vmax=1)
-        _token_axes(ax, tokens, positions, show_y=layer == layers[0])
+        im = _heatmap(ax, attentions[layer][heads].mean(0), tokens, positions, show_y=layer == layers[0])
         ax.set_title(f"layer {layer + 1} (mean of heads)", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def grid_figure(attentions, tokens: list[str], positions: list[int], title: str, layers: list[int], heads: list[int]):
+    """Every chosen layer (rows) and head (columns) in one figure.
+
+    Built without pyplot: a server draws these from several threads at once, and pyplot's figure registry is
+    shared state that also keeps every figure alive until it is closed."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0 * len(heads) + 1.0, 3.0 * len(layers) + 0.6), layout="constrained")
+    axes = fig.subplots(len(layers), len(heads), squeeze=False)
+    for row, layer in zip(axes, layers):
+        for ax, h in zip(row, heads):
+            im = _heatmap(ax, attentions[layer][h], tokens, positions, show_y=h == heads[0])
+            if layer == layers[0]:
+                ax.set_title(f"head {h + 1}", fontsize=9)
+        row[0].set_ylabel(f"layer {layer + 1}\nquery token", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("attended token (block position)", fontsize=8)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.5, label="attention weight")
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -193,28 +221,40 @@ def length_grid(accuracy: dict, max_digits: int, trained: tuple[int, int], base:
     return _save(fig, out)
 
 
-def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:
-    """Run a+b (prompt plus the model's own greedy answer) with eager attention and plot every layer."""
+@dataclass
+class ProblemAttention:
+    """What the model attends to while it reads a+b and writes its answer."""
+    shown: str                 # a+b=answer, in decimal
+    title: str
+    tokens: list[str]
+    positions: list[int]
+    attentions: list           # per layer a (H, T, T) float tensor on the CPU
+
+
+def attention_of(model, tok, a: int, b: int, answer=None) -> ProblemAttention:
+    """Run a+b (prompt plus the model's own answer: `answer`, a decoding.Answer, or plain greedy's) with eager attention."""
     import torch
 
     from .decoding import decode
     from .numbers import format_prompt
 
     c = model.config
-    layers = list(range(c.n_layer)) if layers is None else layers
-    heads = list(range(c.n_head)) if heads is None else heads
-    answer = decode(model, tok, [(a, b)], "single")[0]
+    answer = answer or decode(model, tok, [(a, b)], "single")[0]
     device = next(model.parameters()).device
     ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)], device=device)  # (1, T)
     mask = torch.ones_like(ids)
     positions = model.position_ids(ids, mask)
     previous = model.config._attn_implementation
-    model.set_attn_implementation("eager")  # sdpa returns no attention weights
+    # sdpa returns no attention weights; an eager model (as load_model leaves one on the CPU) is left untouched,
+    # so threads sharing it never see it switch.
+    if previous != "eager":
+        model.set_attn_implementation("eager")
     try:
         with torch.no_grad():
             att = model(ids, attention_mask=mask, position_ids=positions, output_attentions=True).attentions
     finally:
-        model.set_attn_implementation(previous)
+        if previous != "eager":
+            model.set_attn_implementation(previous)
     T = ids.shape[1]
     if att[0].shape[-1] != T:  # a block-window model's long rows: each query's window of keys, spread out again
         from .positions import block_window
@@ -223,5 +263,22 @@ def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, he
     tokens = tok.convert_ids_to_tokens(ids[0].tolist())
     shown = f"{a}+{b}={answer.value if answer.value is not None else '?'}"
     title = f"{shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"
-    return shown, attention_figures([x[0].float().cpu() for x in att], tokens, positions[0].tolist(), title, Path(out_dir),
-                                    layers, heads)
+    return ProblemAttention(shown, title, tokens, positions[0].tolist(), [x[0].float().cpu() for x in att])
+
+
+def problem_figure(model, tok, a: int, b: int, answer=None, layers=None, heads=None):
+    """(a+b=answer, one Figure of every layer and head's attention for that problem)."""
+    p = attention_of(model, tok, a, b, answer)
+    c = model.config
+    layers = list(range(c.n_layer)) if layers is None else layers
+    heads = list(range(c.n_head)) if heads is None else heads
+    return p.shown, grid_figure(p.attentions, p.tokens, p.positions, p.title, layers, heads)
+
+
+def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:
+    """Run a+b (prompt plus the model's own greedy answer) with eager attention and plot every layer into files."""
+    c = model.config
+    layers = list(range(c.n_layer)) if layers is None else layers
+    heads = list(range(c.n_head)) if heads is None else heads
+    p = attention_of(model, tok, a, b)
+    return p.shown, attention_figures(p.attentions, p.tokens, p.positions, p.title, Path(out_dir), layers, heads)

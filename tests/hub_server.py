@@ -1,6 +1,7 @@
 """In-memory stand-in for the Hugging Face Hub, for offline end-to-end tests.
 
-Implements just the endpoints that the real ``huggingface_hub`` (2.4.0) client calls for model repos:
+Implements just the endpoints that the real ``huggingface_hub`` (2.4.0) client calls for model repos (and for
+dataset and Space repos, the same ones):
 ``create_repo``, ``upload_folder``/``upload_file``/``create_commit``, README YAML validation,
 ``model_info``, ``list_repo_tree``, ``snapshot_download`` and ``hf_hub_download``.
 
@@ -23,8 +24,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-# Dataset repos are kept under the key "datasets/user/name", model repos under "user/name".
-_API_RE = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit)/([^/]+)(/.*)?)?$")
+# Dataset repos are kept under the key "datasets/user/name", Spaces under "spaces/user/name", models under "user/name".
+_KEY = {"models": "", "datasets": "datasets/", "spaces": "spaces/"}
+_API_RE = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/(revision|tree|preupload|commit)/([^/]+)(/.*)?)?$")
 _RESOLVE_RE = re.compile(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 # Verbatim from the real Hub: on https endpoints the client reads any other 401 on a repo URL as
 # "repository not found", but this X-Error-Message as a bad token.
@@ -57,8 +59,9 @@ def _now():
 
 
 class _Repo:
-    def __init__(self, private):
+    def __init__(self, private, sdk=None):
         self.private = private
+        self.sdk = sdk  # a Space's: gradio, docker, static
         self.created_at = _now()
         self.snapshots = {}  # commit sha -> {path: bytes}
         self.history = []  # commit shas, oldest first
@@ -115,6 +118,11 @@ class HubServer:
         with self._lock:
             return sorted(self._repos)
 
+    def sdk(self, repo_id):
+        """The SDK a Space repo was created with."""
+        with self._lock:
+            return self._repos[repo_id].sdk
+
     def commits(self, repo_id):
         """Commit shas, oldest first; the first is the empty commit made by create_repo."""
         with self._lock:
@@ -158,7 +166,7 @@ class HubServer:
                 if method in ("GET", "HEAD"):
                     return self._resolve_file((m[1] or "") + m[2], unquote(m[3]), unquote(m[4]), auth)
             elif m := _API_RE.match(path):
-                repo_id = m[2] if m[1] == "models" else f"datasets/{m[2]}"
+                repo_id = _KEY[m[1]] + m[2]
                 action, revision = m[3], unquote(m[4] or "main")
                 sub_path = unquote(m[5] or "").strip("/")
                 if method == "GET" and action in (None, "revision"):
@@ -177,13 +185,12 @@ class HubServer:
         if not payload.get("organization"):
             raise HubError(400, "The test hub needs repo ids of the form 'namespace/name'")
         repo_id = f"{payload['organization']}/{payload['name']}"
-        if payload.get("type") == "dataset":
-            repo_id = f"datasets/{repo_id}"
+        repo_id = _KEY[payload.get("type", "model") + "s"] + repo_id
         self._check_write(auth, repo_id)
         url = f"{self.url}/{repo_id}"
         if repo_id in self._repos:
             return _json({"error": "You already created this model repo", "url": url}, status=409)
-        self._repos[repo_id] = _Repo(private=payload.get("visibility") == "private")
+        self._repos[repo_id] = _Repo(private=payload.get("visibility") == "private", sdk=payload.get("sdk"))
         return _json({"url": url, "name": repo_id, "id": secrets.token_hex(12)})
 
     def _model_info(self, repo_id, revision, auth):
