@@ -180,8 +180,10 @@ def rss_mb(pid: int) -> float:
 
 
 def test_32_requests_at_once_are_all_answered_in_flat_memory(server, adder):
-    """Each round a new visitor sends 32 requests at once (28 sums, 4 figures); every one is answered, right, and
-    after the first round the server's memory stays where it was."""
+    """Each round a new visitor sends 32 requests at once, every one answered, right. The first round draws 12
+    figures, enough for the server to reach its working size; two more rounds of 28 sums, 3 figures and one
+    enormous problem (refused up front) then leave its memory where it was. With the model run on Gradio's own
+    threads instead of a fixed pool, it grew by 20 MB a round."""
     from gradio_client import Client
 
     url, proc = server
@@ -189,11 +191,12 @@ def test_32_requests_at_once_are_all_answered_in_flat_memory(server, adder):
     expected = {p: adder.answer(p) for p in problems}
     enormous = "9" * 19_000 + "+1"
     memory = []
-    for round in range(4):
+    for sums, figures, refused in ((20, 12, 0), (28, 3, 1), (28, 3, 1)):
         client = Client(url, verbose=False)
-        jobs = [(p, "/add", client.submit(p, api_name="/add")) for p in problems]
-        jobs += [(p, "/attention", client.submit(p, api_name="/attention")) for p in problems[:3]]
-        jobs.append((enormous, "/add", client.submit(enormous, api_name="/add")))  # refused, not queued for long
+        jobs = [(p, "/add", client.submit(p, api_name="/add")) for p in problems[:sums]]
+        jobs += [(p, "/attention", client.submit(p, api_name="/attention")) for p in problems[:figures]]
+        jobs += [(enormous, "/add", client.submit(enormous, api_name="/add")) for _ in range(refused)]
+        assert len(jobs) == 32
         for p, api, job in jobs:
             out = job.result(timeout=120)
             if api == "/attention":
@@ -204,7 +207,7 @@ def test_32_requests_at_once_are_all_answered_in_flat_memory(server, adder):
                 assert tuple(out) == expected[p]
         client.close()
         memory.append(rss_mb(proc.pid))
-    assert memory[-1] - memory[1] < 30, f"the server's memory grew: {[round(m) for m in memory]} MB"
+    assert memory[-1] - memory[0] < 20, f"the server's memory grew: {[int(m) for m in memory]} MB"
 
 
 # ---------------------------------------------------------------- as a Space
