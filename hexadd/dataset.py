@@ -159,5 +159,5 @@ def resolve(data_cfg) -> Path:
     """The local folder of the data: `data.dir`, or the snapshot of the Hub dataset `data.repo_id` (cached)."""
     if not getattr(data_cfg, "repo_id", None):
         return Path(data_cfg.dir)
-    from .hub import download
+    from .download import download
     return download(data_cfg.repo_id, repo_type="dataset")

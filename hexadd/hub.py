@@ -9,6 +9,7 @@ never printed, logged or written.
 """
 from pathlib import Path
 
+from .download import check_repo_id, download, status  # noqa: F401  download: `hexadd.hub.download` as before
 from .errors import DataError, ModelError
 
 # What a published model folder holds; anything else in it stays local.
@@ -16,33 +17,6 @@ PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "mode
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "README.md", "metrics.jsonl",
              "eval_results.json", "certificate.json", "certificate_wrong.txt", "bands.json", "training_config.yaml", "*.png",
              "attention_visualizations/*.png"]
-
-
-def download(repo_id: str, revision: str | None = None, repo_type: str = "model") -> Path:
-    """Snapshot of a model or dataset repo; offline, the cached copy; with nothing cached, a one-line error."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
-    error = DataError if repo_type == "dataset" else ModelError
-    at = f"{repo_id}@{revision}" if revision else repo_id
-    check_repo_id(repo_id, error)
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, repo_type=repo_type))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        raise error(f"{at} is not in the local Hugging Face cache and the Hub cannot be reached (offline?)") from None
-    except RevisionNotFoundError:
-        raise error(f"{repo_id} has no revision {revision!r}") from None
-    except RepositoryNotFoundError:
-        raise error(f"no {repo_type} repo {repo_id} on the Hub, or no access to it (log in with `hf auth login`)") from None
-    except HfHubHTTPError as e:
-        raise error(f"the Hub refused {at}: {_status(e)}") from None
-    except Exception as e:  # httpx2 connection errors are not OSErrors
-        raise error(f"could not download {at}: {type(e).__name__}") from None
-
-
-def _status(e) -> str:
-    code = e.response.status_code if getattr(e, "response", None) is not None else None
-    return f"HTTP {code}" if code else type(e).__name__
 
 
 # ---------------------------------------------------------------- push
@@ -134,12 +108,6 @@ def _space_card(root: Path, space_id: str) -> str:
             "where each layer and head looked. The model is in `model/`, its card's results on the page.\n")
 
 
-def check_repo_id(repo_id: str, error) -> None:
-    from .loading import REPO_ID
-    if not REPO_ID.match(repo_id):
-        raise error(f"{repo_id!r} is not a Hub repo id (user/name)")
-
-
 def _token(error) -> str:
     from huggingface_hub import get_token
     token = get_token()
@@ -169,7 +137,7 @@ def _upload(repo_id, repo_type, private, token, files: dict, card: bytes, messag
     except HfHubHTTPError as e:
         code = e.response.status_code if e.response is not None else None
         why = {401: "the Hub rejected the token (401): log in again with `hf auth login`",
-               403: f"no permission to write to {repo_id} (403)"}.get(code, f"the Hub refused the upload ({_status(e)})")
+               403: f"no permission to write to {repo_id} (403)"}.get(code, f"the Hub refused the upload ({status(e)})")
         raise error(f"{why}; {folder} is unchanged") from None
     except Exception as e:  # httpx2.ConnectError and friends: not OSErrors
         raise error(f"cannot reach the Hub ({type(e).__name__}); {folder} is unchanged") from None

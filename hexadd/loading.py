@@ -1,13 +1,12 @@
 """Load a model and its tokenizer from a local folder or a Hub repo id, in this project's or the reference format."""
 import json
-import re
 from pathlib import Path
 
+from .download import REPO_ID, download
 from .errors import ModelError
 from .tokenization import check_tokenizer, load_tokenizer
 
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def resolve(model: str, revision: str | None = None) -> Path:
@@ -17,7 +16,6 @@ def resolve(model: str, revision: str | None = None) -> Path:
         if not path.is_dir():
             raise ModelError(f"model folder {model} not found: train one with trainer.py or give a Hub repo id (user/name)")
         return path
-    from .hub import download
     return download(model, revision)
 
 
