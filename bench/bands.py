@@ -10,7 +10,7 @@ import argparse
 import os
 import time
 
-from common import ROOT, save
+from common import ROOT, model_config, save
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     t0 = time.perf_counter()
     result = {"bands": certify_bands(model, tok, args.per_family, seed=args.seed), "locality": locality(model, tok)}
     print(report(result))
-    save(args.name, {"model": args.model, "model_config": model.config.to_diff_dict(), "per_family": args.per_family,
+    save(args.name, config=model_config(args.model), result={"model": args.model, "per_family": args.per_family,
                      "seed": args.seed, "seconds": round(time.perf_counter() - t0, 1), **result})
 
 

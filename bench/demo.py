@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 
-from common import ROOT, save
+from common import ROOT, model_config, save
 
 # Runs in the page: click Add, then report (ms after the click) when the answer box holds this problem's sum and
 # when a new figure has loaded. Timed by the browser's clock, so WebDriver's round trips do not count.
@@ -132,7 +132,7 @@ def main():
     }
     print(f"answer on the page after {result['answer_s']['median']} s median, {result['answer_s']['max']} s at most "
           f"(first {result['first_answer_s']} s); figure {result['figure_s']}; {result['right']}/{len(rows)} right")
-    save(args.name, result)
+    save(args.name, result, model_config(args.model))
 
 
 if __name__ == "__main__":

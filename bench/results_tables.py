@@ -157,24 +157,24 @@ def load_all(results: Path) -> tuple[dict, list[Path]]:
     return files, other
 
 
-KINDS = [  # (kind, test on the file name); first match wins
-    ("certify_all", lambda s: s.startswith("certify-all")),
-    ("ablations", lambda s: s.startswith("ablations")),
-    ("time_to_100", lambda s: s.startswith("time_to_100")),
-    ("gpu", lambda s: s.startswith("gpu")),
-    ("recipe_sweep", lambda s: s.startswith("recipe_sweep")),
-    ("certificate_search", lambda s: s.startswith("certificate-search")),
-    ("search_errors", lambda s: s.startswith("search_errors")),
-    ("sample_families", lambda s: s.startswith("sample_families")),
-    ("first_wrong", lambda s: s.startswith("first_wrong")),
-    ("anylength_memory", lambda s: s.startswith("anylength_memory") or s.startswith("anylength-memory")),
-    ("length", lambda s: s.startswith("anylength") or s.startswith("lengthgen")),
-    ("train_speed", lambda s: s.startswith("train_speed")),
-    ("decode_speed", lambda s: s.startswith("decode_speed")),
-    ("certify_speed", lambda s: s.startswith("certify_speed")),
-    ("data_memory", lambda s: s.startswith("data_memory")),
-    ("attention_speed", lambda s: s.startswith("attention_speed")),
-    ("kill_resume", lambda s: s.startswith("kill_resume")),
+KINDS = [  # (kind, file-name prefixes); first match wins
+    ("certify_all", ("certify-all",)),
+    ("ablations", ("ablations",)),
+    ("time_to_100", ("time_to_100",)),
+    ("gpu", ("gpu",)),
+    ("recipe_sweep", ("recipe_sweep",)),
+    ("certificate_search", ("certificate-search",)),
+    ("search_errors", ("search_errors",)),
+    ("sample_families", ("sample_families",)),
+    ("first_wrong", ("first_wrong",)),
+    ("anylength_memory", ("anylength_memory", "anylength-memory")),
+    ("length", ("anylength", "lengthgen")),
+    ("train_speed", ("train_speed",)),
+    ("decode_speed", ("decode_speed",)),
+    ("certify_speed", ("certify_speed",)),
+    ("data_memory", ("data_memory",)),
+    ("attention_speed", ("attention_speed",)),
+    ("kill_resume", ("kill_resume",)),
 ]
 
 
@@ -185,10 +185,7 @@ def kind_of(name: str, d: dict) -> str | None:
     if isinstance(d.get("certificate"), dict) and "n" in d["certificate"] and "grid" not in d and "runs" not in d \
             and "model" in d and not stem.startswith("certificate-search"):
         return "certify_all"  # bench/certify_all.py's files, whatever their name
-    for kind, test in KINDS:
-        if test(stem):
-            return kind
-    return None
+    return next((kind for kind, prefixes in KINDS if stem.startswith(prefixes)), None)
 
 
 # ---------------------------------------------------------------- tables by topic
