@@ -14,9 +14,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hexadd import cli
-from hexadd.errors import HexaddError
-from hexadd.numbers import is_hex_problem, num_digits, parse_decimal_problem, show
+from hexadd.common import cli
+from hexadd.common.errors import HexaddError
+from hexadd.data.generate.generate.numbers import is_hex_problem, num_digits, parse_decimal_problem, show
 
 # Nothing calls home: the page is served where no outside host may be reachable.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -35,8 +35,8 @@ class Adder:
     def __init__(self, model: str, revision: str | None = None):
         from transformers.utils import logging
         logging.disable_progress_bar()
-        from hexadd.decoding import default_mode
-        from hexadd.loading import load_model, resolve
+        from hexadd.inference.decoding import default_mode
+        from hexadd.inference.loading import load_model, resolve
 
         self.path = resolve(model, revision)
         self.name = model
@@ -47,7 +47,7 @@ class Adder:
 
     def problem(self, text: str) -> tuple[int, int, bool]:
         """(a, b, written in hex) of a problem this model answers here; HexaddError with the CLI's message if not."""
-        from hexadd.decoding import check_fits
+        from hexadd.inference.decoding import check_fits
         try:
             a, b = parse_decimal_problem(text or "")
         except ValueError as e:
@@ -67,7 +67,7 @@ class Adder:
 
     def answer(self, text: str) -> tuple[str, str]:
         """(a+b=sum as inference.py prints it, how the model got there), or (error: why, "")."""
-        from hexadd.decoding import decode
+        from hexadd.inference.decoding import decode
         try:
             a, b, h = self.problem(text)
         except HexaddError as e:
@@ -138,7 +138,7 @@ def results_section(path: Path, name: str) -> str:
     if card.is_file():
         text = card.read_text()
     elif (path / "certificate.json").is_file() or (path / "eval_results.json").is_file():
-        from hexadd.card import model_card
+        from hexadd.hub.card import model_card
         text = model_card(path, name).text
     if text is None or "## Results" not in text:
         return "No certificate or evaluation was recorded for this model."

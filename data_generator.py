@@ -2,10 +2,10 @@
 """Write addition problems +A+B+C+ (base-b digits, reversed) into train and held-out files."""
 import time
 
-from hexadd import cli
-from hexadd.config import DataConfig
-from hexadd.config_files import load
-from hexadd.data import generate
+from hexadd.common import cli
+from hexadd.config.schema.schema.schema import DataConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.data.generate.generate.generate import generate
 
 
 def main():

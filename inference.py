@@ -16,11 +16,11 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-from hexadd import cli
-from hexadd.config import TrainConfig
-from hexadd.config_files import load
-from hexadd.errors import ConfigError, HexaddError
-from hexadd.numbers import is_hex_problem, parse_decimal_problem, show
+from hexadd.common import cli
+from hexadd.config.schema.schema.schema import TrainConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.common.errors import ConfigError, HexaddError
+from hexadd.data.generate.generate.numbers import is_hex_problem, parse_decimal_problem, show
 
 
 def main():
@@ -36,7 +36,7 @@ def main():
                    help="--certify operands LO..HI instead of the trained range (beyond it: any-length models)")
     p.add_argument("--bands", type=int, metavar="N",
                    help="any-length models: exact match on N fresh problems of each family in each band of "
-                        "operand lengths, 1-8 .. 513-1,024 and 4,096 hex digits (hexadd/bands.py)")
+                        "operand lengths, 1-8 .. 513-1,024 and 4,096 hex digits (hexadd/verify/bands.py)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --certify and --bands samples (default 0)")
     p.add_argument("--search", type=int, default=10, metavar="ROUNDS",
                    help="after --certify, rounds of a search for wrong problems near the thinnest it checked "
@@ -78,13 +78,13 @@ def main():
             hexadecimal.add(pairs[-1])
 
     cfg = load(TrainConfig, args.config, args.overrides) if args.model is None or args.eval == "" else None
-    from hexadd.devices import pick_device
+    from hexadd.train.devices import pick_device
     device = pick_device(args.device, "--device")
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.decoding import check_fits, decode, default_mode
-    from hexadd.loading import load_model
+    from hexadd.inference.decoding import check_fits, decode, default_mode
+    from hexadd.inference.loading import load_model
     torch.set_num_threads(args.threads or os.cpu_count())
 
     model_arg = args.model or cfg.output.model_dir
@@ -154,16 +154,16 @@ def main():
                 answer(batch, hex_pairs)
 
     if args.eval is not None:
-        from hexadd.evaluation import evaluate_file, report, write_outputs
-        from hexadd.dataset import resolve
+        from hexadd.verify.evaluation import evaluate_file, report, write_outputs
+        from hexadd.data.generate.generate.dataset import resolve
         path = Path(args.eval) if args.eval else resolve(cfg.data)
         result = evaluate_file(model, tok, path, mode, args.batch_size)
         print(report(result))
         write_outputs(result, out, path)
         print(f"wrote {out / 'accuracy_by_length.png'} and {out / 'eval_results.json'}")
     if args.certify is not None:
-        from hexadd.certificate import WRONG_FILE, report, save
-        from hexadd.certify import certify
+        from hexadd.verify.certificate import WRONG_FILE, report, save
+        from hexadd.verify.certify import certify
         lo, hi = args.range or (c.min_operand, c.max_operand)
         if not c.windowed and not (c.min_operand <= lo <= hi <= c.max_operand) and not args.allow_out_of_range:
             raise HexaddError(f"--range {lo} {hi}: this model was trained on operands {known}; use "
@@ -175,8 +175,8 @@ def main():
     if args.bands is not None:
         if not c.windowed:
             raise HexaddError("--bands: only a block-window model (positions block_relative) runs at any length")
-        from hexadd.bands import certify_bands, locality, save_bands
-        from hexadd.bands import report as bands_report
+        from hexadd.verify.bands import certify_bands, locality, save_bands
+        from hexadd.verify.bands import report as bands_report
         records = certify_bands(model, tok, args.bands, seed=args.seed)
         result = {"bands": records, "locality": locality(model, tok)}
         print(bands_report(result))
@@ -190,7 +190,7 @@ def _certify_count(text: str | None) -> int | None:
     if text is None or text == "all":
         return None
     if text == "default":
-        from hexadd.certify import DEFAULT_SAMPLES  # imports torch: only once the arguments are known good
+        from hexadd.verify.certify import DEFAULT_SAMPLES  # imports torch: only once the arguments are known good
         return DEFAULT_SAMPLES
     try:
         n = int(float(text)) if "e" in text.lower() else int(text.replace("_", "").replace(",", ""))

@@ -9,10 +9,10 @@ digits. Run it again to continue a stopped run; --push publishes the model folde
 """
 import signal
 
-from hexadd import cli
-from hexadd.config_files import load
-from hexadd.errors import ModelError
-from hexadd.lengthgen import LengthgenConfig
+from hexadd.common import cli
+from hexadd.config.schema.schema.files import load
+from hexadd.common.errors import ModelError
+from hexadd.experiments.lengthgen import LengthgenConfig
 
 
 def main():
@@ -23,18 +23,18 @@ def main():
     cfg = load(LengthgenConfig, args.config, args.overrides)
     if args.push:
         from huggingface_hub import get_token
-        from hexadd.hub import check_repo_id
+        from hexadd.hub.download import check_repo_id
         check_repo_id(args.push, ModelError)
         if get_token() is None:  # say so before training, not after it
             raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
-    from hexadd.devices import pick_device
+    from hexadd.train.devices import pick_device
     pick_device(cfg.training.device)  # a missing GPU is refused before any work
     # A scheduler's SIGTERM stops the run like Ctrl-C: with a checkpoint, and the grid cells measured so far.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    from hexadd.lengthgen import run
+    from hexadd.experiments.lengthgen import run
     run(cfg)
     if args.push:
-        from hexadd.hub import push
+        from hexadd.hub.publish import push
         push(f"{cfg.lengthgen.dir}/model", args.push)
 
 

@@ -2,12 +2,12 @@
 """Train the BPE tokenizer on the training problems and save it to tokenizer.dir (trainer.py reads it from there)."""
 from pathlib import Path
 
-from hexadd import cli
-from hexadd.config import TrainConfig
-from hexadd.config_files import load
-from hexadd import dataset
-from hexadd.errors import DataError
-from hexadd.tokenization import digit_token_ids, train_tokenizer
+from hexadd.common import cli
+from hexadd.config.schema.schema.schema import TrainConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.data.generate.generate import dataset
+from hexadd.common.errors import DataError
+from hexadd.data.generate.generate.tokenizer import digit_token_ids, train_tokenizer
 
 
 def main():

@@ -2,10 +2,10 @@
 """Train the GPT-2 adder on the generated problems and save the best model in Hugging Face format."""
 import signal
 
-from hexadd import cli
-from hexadd.config import TrainConfig
-from hexadd.config_files import load
-from hexadd.errors import ModelError
+from hexadd.common import cli
+from hexadd.config.schema.schema.schema import TrainConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.common.errors import ModelError
 
 
 def main():
@@ -18,7 +18,7 @@ def main():
     if args.push:
         args.overrides += [f"hub.repo_id={args.push}", "hub.push=true"]
     cfg = load(TrainConfig, args.config, args.overrides)
-    from hexadd.tracking import check_available
+    from hexadd.train.tracking import check_available
     check_available(cfg.training.log_with)
     if cfg.hub.push:
         from huggingface_hub import get_token
@@ -27,20 +27,20 @@ def main():
 
     # What can be refused in a second is refused before the heavy imports and the data load.
     from pathlib import Path
-    from hexadd.devices import pick_device
+    from hexadd.train.devices import pick_device
     pick_device(cfg.training.device)
-    from hexadd.dataset import load_meta, resolve
+    from hexadd.data.generate.generate.dataset import load_meta, resolve
     load_meta(resolve(cfg.data))
     if not (Path(cfg.tokenizer.dir) / "tokenizer.json").is_file():
         raise ModelError(f"{cfg.tokenizer.dir}/tokenizer.json not found: run tokenizer.py first")
     if args.resume:
-        from hexadd.checkpoints import check_resumable
-        from hexadd.config_files import to_dict
+        from hexadd.train.checkpoints import check_resumable
+        from hexadd.config.schema.schema.files import to_dict
         check_resumable(Path(cfg.output.run_dir), to_dict(cfg))
 
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.training import train  # heavy imports only after the config is known to be good
+    from hexadd.train.loop import train  # heavy imports only after the config is known to be good
 
     # A scheduler's SIGTERM stops the run like Ctrl-C: with a checkpoint to resume from.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -55,7 +55,7 @@ def main():
           f"stopped by {result['stopped_by']}; model of step {best['step']} (held-out exact match {best['accuracy']:.2%}) "
           f"saved to {cfg.output.model_dir}/")
     if cfg.hub.push:
-        from hexadd.hub import push
+        from hexadd.hub.publish import push
         push(cfg.output.model_dir, cfg.hub.repo_id, cfg.hub.private)
 
 

@@ -6,11 +6,11 @@
 """
 from pathlib import Path
 
-from hexadd import cli
-from hexadd.config import TrainConfig
-from hexadd.config_files import load
-from hexadd.errors import ConfigError, HexaddError
-from hexadd.numbers import parse_decimal_problem
+from hexadd.common import cli
+from hexadd.config.schema.schema.schema import TrainConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.common.errors import ConfigError, HexaddError
+from hexadd.data.generate.generate.numbers import parse_decimal_problem
 
 DEFAULT_PROBLEM = "101+1002"
 
@@ -48,8 +48,8 @@ def main():
 
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.decoding import check_fits
-    from hexadd.loading import load_model
+    from hexadd.inference.decoding import check_fits
+    from hexadd.inference.loading import load_model
     from hexadd.plots import problem_attention
 
     model, tok = load_model(model_arg, args.revision)

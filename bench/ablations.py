@@ -28,12 +28,12 @@ from pathlib import Path
 
 from common import ROOT, commit, provenance
 
-from hexadd import cli
-from hexadd.ablation_report import BUDGET, FAILED, SCHEDULE, STOPPED, markdown, summarize
-from hexadd.ablations import BASELINE, Base, fingerprint, load_rows, without
-from hexadd.config_files import to_dict
-from hexadd.errors import ConfigError
-from hexadd.io import atomic_open, write_json
+from hexadd.common import cli
+from hexadd.experiments.reports import BUDGET, FAILED, SCHEDULE, STOPPED, markdown, summarize
+from hexadd.experiments.ablations import BASELINE, Base, fingerprint, load_rows, without
+from hexadd.config.schema.files import to_dict
+from hexadd.common.errors import ConfigError
+from hexadd.common.io import atomic_open, write_json
 
 # The table's scale, before any --set: operands 0..999 (10^6 problems; 100,000 of them drawn), a 1,000-step
 # schedule, and smaller fresh samples at each evaluation and at the stopping gate (the 10^5 certificate
@@ -172,8 +172,8 @@ def report(results: dict, args, show: bool = False) -> None:
 
 def prepare_data(data_cfg, out: Path) -> Path:
     """The data folder for this data config, generated once for every row and seed that needs it."""
-    from hexadd.data import generate
-    from hexadd.dataset import CARD
+    from hexadd.data.generate.generate import generate
+    from hexadd.data.generate.dataset import CARD
     folder = out / "data" / fingerprint(without(data_cfg, "output"))
     if not (folder / CARD).is_file():  # the card is written last: present means complete
         data_cfg.output.dir = str(folder)
@@ -183,8 +183,8 @@ def prepare_data(data_cfg, out: Path) -> Path:
 
 
 def prepare_tokenizer(data_dir: Path, vocab_size: int | None, out: Path) -> Path:
-    from hexadd import dataset
-    from hexadd.tokenization import train_tokenizer
+    from hexadd.data.generate import dataset
+    from hexadd.data.generate.tokenizer import train_tokenizer
     folder = out / "tokenizers" / fingerprint(data_dir.name, vocab_size)
     if not (folder / "tokenizer.json").is_file():
         tok = train_tokenizer(dataset.load(data_dir)["train"]["text"][:], vocab_size)
@@ -272,12 +272,12 @@ def watch(proc, log: Path, t0: float, budget: float) -> tuple[float | None, bool
 
 def measure(model_dir: Path, n: int, sample: int, device: str) -> dict:
     """The saved model's certificate, tokens per problem and forward passes per answer on a fixed sample."""
-    from hexadd.certificate import summary
-    from hexadd.certify import certify_distributed, operand_chunks
-    from hexadd.decoding import decode, default_mode
-    from hexadd.devices import pick_device
-    from hexadd.loading import load_model
-    from hexadd.numbers import format_problem
+    from hexadd.verify.certificate import summary
+    from hexadd.verify.certify import certify_distributed, operand_chunks
+    from hexadd.inference.decoding import decode, default_mode
+    from hexadd.train.devices import pick_device
+    from hexadd.inference.loading import load_model
+    from hexadd.data.generate.numbers import format_problem
     from transformers.utils import logging
     logging.disable_progress_bar()
 

@@ -22,8 +22,8 @@ def child(model_dir: str, digits: int, n: int, batch_size: int, seed: int, mode:
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.decoding import decode, default_mode
-    from hexadd.loading import load_model
+    from hexadd.inference.decoding import decode, default_mode
+    from hexadd.inference.loading import load_model
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(model_dir)

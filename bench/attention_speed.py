@@ -41,8 +41,8 @@ def problem(B: int, digits: int):
 
 def runner(path: str, pos, num, valid, q, k, v, table):
     import torch
-    from hexadd import model as modeling
-    from hexadd.positions import block_window
+    from hexadd.modeling import model as modeling
+    from hexadd.modeling.positions import block_window
     B, T = pos.shape
     if path == "dense":
         def run():

@@ -22,8 +22,8 @@ def main():
     args = p.parse_args()
     import torch
 
-    from hexadd.bands import certify_bands, locality, report
-    from hexadd.loading import load_model
+    from hexadd.verify.bands import certify_bands, locality, report
+    from hexadd.inference.loading import load_model
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(args.model)

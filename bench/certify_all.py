@@ -28,10 +28,10 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.certificate import report
-    from hexadd.certify import certify
-    from hexadd.devices import pick_device
-    from hexadd.loading import load_model
+    from hexadd.verify.certificate import report
+    from hexadd.verify.certify import certify
+    from hexadd.train.devices import pick_device
+    from hexadd.inference.loading import load_model
 
     device = pick_device(args.device)
     torch.set_num_threads(os.cpu_count())
@@ -47,8 +47,8 @@ def main():
     d = cert.to_json()
     bands = None
     if args.bands:
-        from hexadd.bands import certify_bands, locality
-        from hexadd.bands import report as bands_report
+        from hexadd.verify.bands import certify_bands, locality
+        from hexadd.verify.bands import report as bands_report
         bands = {"per_family": args.bands, "bands": certify_bands(model, tok, args.bands, progress=False),
                  "locality": locality(model, tok)}
         print(bands_report(bands), flush=True)

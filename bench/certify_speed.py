@@ -21,10 +21,10 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd import certify as certify_module
-    from hexadd.certify import certify
-    from hexadd.encoding import ProblemEncoder
-    from hexadd.loading import load_model
+    from hexadd.verify import certify as certify_module
+    from hexadd.verify.certify import certify
+    from hexadd.data.generate.encoding import ProblemEncoder
+    from hexadd.inference.loading import load_model
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(args.model)

@@ -20,8 +20,8 @@ from common import ROOT, model_config, need_data, save
 
 
 def unseen_problems(n: int, seed: int = 1) -> list[tuple[int, int]]:
-    from hexadd import dataset
-    from hexadd.data import unordered
+    from hexadd.data.generate import dataset
+    from hexadd.data.generate.generate import unordered
     meta = dataset.load_meta(ROOT / "data")
     train = dataset.load(ROOT / "data")["train"]
     seen = {unordered((a, b)) for a, b in zip(train["a"], train["b"])}
@@ -59,8 +59,8 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.decoding import decode
-    from hexadd.loading import load_model
+    from hexadd.inference.decoding import decode
+    from hexadd.inference.loading import load_model
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(args.model)

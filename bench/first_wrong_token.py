@@ -19,10 +19,10 @@ def main():
     p.add_argument("--name", required=True, help="results file name under bench/results/")
     args = p.parse_args()
 
-    from hexadd.certify import head1_guess
-    from hexadd.encoding import ProblemEncoder
-    from hexadd.length_grid import cell_operands, first_wrong
-    from hexadd.loading import load_model
+    from hexadd.verify.certify import head1_guess
+    from hexadd.data.generate.encoding import ProblemEncoder
+    from hexadd.verify.grids import cell_operands, first_wrong
+    from hexadd.inference.loading import load_model
     model, tok = load_model(args.model)
     c = model.config
     encoder = ProblemEncoder(tok, c.base, c.reverse, c.max_operand)

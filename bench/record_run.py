@@ -23,7 +23,7 @@ def main():
     p.add_argument("--what", help="one line on what the run is")
     p.add_argument("--commit", help="the commit the run ran at (default: this tree's)")
     args = p.parse_args()
-    from hexadd.io import write_json
+    from hexadd.common.io import write_json
     run = json.loads(Path(args.results).read_text())
     if not isinstance(run.get("config"), dict):
         sys.exit(f"{args.results}: no resolved config in it (`config`): not a results file of lengthgen.py")

@@ -23,10 +23,10 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.certify import head1_margin, operand_chunks
-    from hexadd.encoding import ProblemEncoder, encode_pairs
-    from hexadd.loading import load_model
-    from hexadd.replay import fresh_pairs
+    from hexadd.verify.certify import head1_margin, operand_chunks
+    from hexadd.data.generate.encoding import ProblemEncoder, encode_pairs
+    from hexadd.inference.loading import load_model
+    from hexadd.data.generate.samplers import fresh_pairs
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(args.model)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How fast the gate's error search (hexadd/search.py) finds a model's wrong problems, against sampling.
+"""How fast the gate's error search (hexadd/verify/search.py) finds a model's wrong problems, against sampling.
 For each model: a gate sample as the trainer draws it (`--gate` problems, carry runs and column sums as the
 default config mixes them), how many it gets wrong, then `--rounds` rounds of the local search from the
 sample's thinnest problems: wrong problems found, problems evaluated, seconds. Compare with the model's
@@ -24,11 +24,11 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.config import TrainingConfig
-    from hexadd.encoding import ProblemEncoder
-    from hexadd.loading import load_model
-    from hexadd.replay import GATE_STREAM, SEARCH_STREAM, fresh_margins, fresh_pairs
-    from hexadd.search import search
+    from hexadd.config.schema.schema import TrainingConfig
+    from hexadd.data.generate.encoding import ProblemEncoder
+    from hexadd.inference.loading import load_model
+    from hexadd.data.generate.samplers import GATE_STREAM, SEARCH_STREAM, fresh_margins, fresh_pairs
+    from hexadd.verify.search import search
 
     torch.set_num_threads(os.cpu_count())
     t = TrainingConfig()
@@ -62,7 +62,7 @@ def main():
         print(f"{path}: gate {r['gate_wrong']} wrong of {args.gate:,} ({r['gate_s']} s, thinnest {r['gate_thinnest']:.2f}); "
               f"search {r['search_wrong']} wrong of {r['search_evaluated']:,} ({r['search_s']} s, thinnest "
               f"{r['search_thinnest']:.2f}) {r['wrong_examples'][:3]}", flush=True)
-    from hexadd.config_files import to_dict
+    from hexadd.config.schema.files import to_dict
     config = {"models": {path: model_config(path) for path in args.models},
               "gate": to_dict(t)}  # the gate's carry_share and sum_share are the default TrainingConfig's
     save(args.name, {"seed": args.seed, "step": args.step, "models": results}, config=config)

@@ -14,11 +14,11 @@ from common import ROOT, machine, matmul_peak, need_data, resolved_config, save
 
 def measure(config_path, steps: int, warmup: int = 5) -> dict:
     import torch
-    from hexadd.config import TrainConfig
-    from hexadd.config_files import load
-    from hexadd.replay import Replay
-    from hexadd.setup import prepare
-    from hexadd.training import batch_tensors, train_step
+    from hexadd.config.schema.schema import TrainConfig
+    from hexadd.config.schema.files import load
+    from hexadd.data.generate.samplers import Replay
+    from hexadd.train.setup import prepare
+    from hexadd.train.loop import batch_tensors, train_step
 
     cfg = load(TrainConfig, config_path, [f"data.dir={ROOT / 'data'}", f"tokenizer.dir={ROOT / 'tokenizer'}",
                                           "training.device=cpu"])

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .common.io import atomic_path  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -154,7 +154,7 @@ def ablation_figure(summaries: list[dict], out: Path) -> Path:
 
     A model with no error is drawn at its 95% upper bound as `<`; a run that hit the time budget as `x`
     at the budget, one whose schedule ended as a square, one its stopping rule stopped as a dot."""
-    from .certificate import upper_bound_95
+    from .verify.certificate import upper_bound_95
 
     fig, (err, dur) = plt.subplots(1, 2, figsize=(11, 0.45 * len(summaries) + 1.8), sharey=True)
     marks = {"stopping rule": ("o", "stopped by its rule"), "schedule end": ("s", "schedule ended"),
@@ -235,8 +235,8 @@ def attention_of(model, tok, a: int, b: int, answer=None) -> ProblemAttention:
     """Run a+b (prompt plus the model's own answer: `answer`, a decoding.Answer, or plain greedy's) with eager attention."""
     import torch
 
-    from .decoding import decode
-    from .numbers import format_prompt
+    from .inference.decoding import decode
+    from .data.numbers import format_prompt
 
     c = model.config
     answer = answer or decode(model, tok, [(a, b)], "single")[0]
@@ -257,7 +257,7 @@ def attention_of(model, tok, a: int, b: int, answer=None) -> ProblemAttention:
             model.set_attn_implementation(previous)
     T = ids.shape[1]
     if att[0].shape[-1] != T:  # a block-window model's long rows: each query's window of keys, spread out again
-        from .positions import block_window
+        from .modeling.positions import block_window
         window = block_window(positions, model.number_ids(ids, mask), mask, c.window)
         att = [window.dense(x, T) for x in att]
     tokens = tok.convert_ids_to_tokens(ids[0].tolist())

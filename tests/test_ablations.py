@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script
-from hexadd.ablation_report import markdown, summarize
-from hexadd.errors import ConfigError
+from hexadd.experiments.reports import markdown, summarize
+from hexadd.common.errors import ConfigError
 
 sys.path.insert(0, str(ROOT / "bench"))
 import ablations  # noqa: E402  (bench/ablations.py)

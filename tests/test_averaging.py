@@ -1,7 +1,7 @@
 import torch
 
-from hexadd.averaging import WeightAverage
-from hexadd.model import HexAddConfig, HexAddForCausalLM
+from hexadd.train.averaging import WeightAverage
+from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
 
 
 def tiny_model(seed):

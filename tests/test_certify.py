@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_main, run_script
-from hexadd.certificate import upper_bound_95
-from hexadd.certify import answer_margin, certify, head1_correct, head1_margin, operand_chunks
-from hexadd.decoding import decode
-from hexadd.encoding import ProblemEncoder, carry_chain, operand_digits
-from hexadd.loading import load_model
-from hexadd.numbers import format_problem
-from hexadd.tokenization import train_tokenizer
+from hexadd.verify.certificate import upper_bound_95
+from hexadd.verify.certify import answer_margin, certify, head1_correct, head1_margin, operand_chunks
+from hexadd.inference.decoding import decode
+from hexadd.data.generate.generate.encoding import ProblemEncoder, carry_chain, operand_digits
+from hexadd.inference.loading import load_model
+from hexadd.data.generate.generate.numbers import format_problem
+from hexadd.data.generate.generate.tokenizer import train_tokenizer
 
 
 @pytest.mark.parametrize("base,reverse,hi", [(16, True, 9999), (10, True, 99), (10, False, 999), (2, True, 300),
@@ -43,17 +43,17 @@ def test_encoder_refuses_merged_digits():
 
 def test_certify_encodes_merged_digits_as_the_tokenizer_does(monkeypatch):
     """A BPE tokenizer writes `+01+` as `+`, `01`, `+`: certification must feed the model those tokens."""
-    import hexadd.certify
-    from hexadd.model import HexAddConfig, HexAddForCausalLM
-    from hexadd.tokenization import digit_token_ids
+    import hexadd.verify.certify
+    from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
+    from hexadd.data.generate.generate.tokenizer import digit_token_ids
     tok = train_tokenizer([format_problem(a, b, 10) for a in range(100) for b in range(0, 100, 7)], vocab_size=40)
     assert ProblemEncoder.merges_digits(tok)
     model = HexAddForCausalLM(HexAddConfig(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=16,
                                            pad_token_id=tok.pad_token_id, n_predict=1, base=10, max_operand=99,
                                            digit_token_ids=digit_token_ids(tok)))
     fed = []
-    real = hexadd.certify.head1_correct
-    monkeypatch.setattr(hexadd.certify, "head1_correct", lambda m, enc, rows=None: fed.append(enc) or real(m, enc, rows))
+    real = hexadd.verify.certify.head1_correct
+    monkeypatch.setattr(hexadd.verify.certify, "head1_correct", lambda m, enc, rows=None: fed.append(enc) or real(m, enc, rows))
     cert = certify(model, tok, 300, seed=2, batch_size=100, progress=False)
     assert cert.n == 300 and len(fed) == 3
     a, b = next(operand_chunks(0, 99, 300, 2, 100))

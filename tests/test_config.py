@@ -1,9 +1,9 @@
 import pytest
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
-from hexadd.config import DataConfig, TrainConfig
-from hexadd.config_files import load, to_dict
-from hexadd.errors import ConfigError
+from hexadd.config.schema.schema.schema import DataConfig, TrainConfig
+from hexadd.config.schema.schema.files import load, to_dict
+from hexadd.common.errors import ConfigError
 
 
 def test_overrides_are_typed():

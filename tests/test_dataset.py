@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from hexadd import dataset
-from hexadd.config import DataConfig
-from hexadd.config_files import load
-from hexadd.data import generate
-from hexadd.errors import DataError
+from hexadd.data.generate.generate import dataset
+from hexadd.config.schema.schema.schema import DataConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.data.generate.generate.generate import generate
+from hexadd.common.errors import DataError
 
 
 def make(out, *overrides):
@@ -70,8 +70,8 @@ def test_damaged_or_old_folders_get_one_line_errors(small, tmp_path):
 
 
 def test_tokenization_is_cached_per_tokenizer(small):
-    from hexadd.splits import load_splits
-    from hexadd.tokenization import train_tokenizer
+    from hexadd.data.generate.generate.splits import load_splits
+    from hexadd.data.generate.generate.tokenizer import train_tokenizer
 
     lines = dataset.load(small)["train"]["text"][:]
     cache = Path(os.environ["HF_DATASETS_CACHE"])

@@ -60,7 +60,7 @@ def test_answers_in_decimal_and_hex_with_the_models_own_text(adder):
                                                  "verified decoding, 2 forward passes")
     shown, how = adder.answer(" 0x3F + 0x1 ")
     assert shown == "0x3F+0x1=0x40" and how.startswith("the model wrote 46+ ")
-    from hexadd.decoding import decode
+    from hexadd.inference.decoding import decode
     (ans,) = decode(adder.model, adder.tok, [(99, 1)], "verified")
     assert adder.answer("99+1")[0] == f"99+1={ans.value}" and f"the model wrote {ans.text} " in adder.answer("99+1")[1]
 
@@ -229,7 +229,7 @@ def test_push_space_uploads_a_space_that_runs_from_its_own_files(tiny_run, tmp_p
         assert hub.sdk("spaces/tester/adder-demo") == "gradio"
         files = hub.files("spaces/tester/adder-demo")
         assert files["app.py"] == (ROOT / "app.py").read_bytes()
-        assert files["hexadd/numbers.py"] == (ROOT / "hexadd/numbers.py").read_bytes()
+        assert files["hexadd/data/numbers.py"] == (ROOT / "hexadd/data/numbers.py").read_bytes()
         for name in ("config.json", "model.safetensors", "tokenizer.json", "certificate.json", "eval_results.json"):
             assert files[f"model/{name}"] == (model_dir / name).read_bytes(), name
         front = yaml.safe_load(files["README.md"].decode().split("---")[1])
@@ -245,7 +245,7 @@ def test_push_space_uploads_a_space_that_runs_from_its_own_files(tiny_run, tmp_p
             (space / path).parent.mkdir(parents=True, exist_ok=True)
             (space / path).write_bytes(data)
         script = ("import os, app, hexadd\n"
-                  "from hexadd.hub import push\n"
+                  "from hexadd.hub.publish import push\n"
                   "assert hexadd.__file__.startswith(os.getcwd()), hexadd.__file__\n"
                   "local = app.Adder('model')\n"
                   "push('model', 'tester/tiny-adder', log=lambda line: None)\n"

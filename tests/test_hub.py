@@ -96,7 +96,7 @@ print(json.dumps(model(ids).logits[0].tolist()))
     remote = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=clean_env)
     assert remote.returncode == 0, remote.stderr
     import torch
-    from hexadd.loading import load_model
+    from hexadd.inference.loading import load_model
     model, tok = load_model(str(model_dir))
     expected = model(torch.tensor([tok.encode("+21+43+64+")])).logits[0]
     assert torch.allclose(torch.tensor(json.loads(remote.stdout)), expected, atol=1e-5)
@@ -143,7 +143,7 @@ def test_trainer_push_without_token_stops_before_training(tmp_path, hub):
 
 def test_push_data_then_train_from_the_hub_dataset_online_and_offline(tiny_run, hub, tmp_path):
     from conftest import ROOT
-    from hexadd.card import model_card
+    from hexadd.hub.card import model_card
 
     data_dir = tmp_path / "data"
     shutil.copytree(tiny_run / "data", data_dir)
@@ -185,7 +185,7 @@ def test_push_data_then_train_from_the_hub_dataset_online_and_offline(tiny_run, 
 
 
 def test_model_card_says_how_positions_reach_the_model(tiny_run, tmp_path):
-    from hexadd.card import model_card
+    from hexadd.hub.card import model_card
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_run / "model", model_dir)
     assert "Position ids are block positions" in model_card(model_dir, "tester/adder").text
@@ -201,10 +201,10 @@ def test_model_card_says_how_positions_reach_the_model(tiny_run, tmp_path):
 
 def test_model_card_reports_the_certificates_error_search(tiny_run, tmp_path):
     """A sampled certificate with a search: the card says what it found, and that a find means not exact."""
-    from hexadd.card import model_card
-    from hexadd.certificate import save
-    from hexadd.certify import certify
-    from hexadd.loading import load_model
+    from hexadd.hub.card import model_card
+    from hexadd.verify.certificate import save
+    from hexadd.verify.certify import certify
+    from hexadd.inference.loading import load_model
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_run / "model", model_dir)
     model, tok = load_model(str(model_dir))

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_main, run_script
-from hexadd import dataset
-from hexadd.certify import head1_correct
-from hexadd.decoding import check_fits, decode
-from hexadd.encoding import ProblemEncoder
-from hexadd.loading import load_model
-from hexadd.model import HexAddConfig, HexAddForCausalLM
-from hexadd.numbers import format_prompt, is_hex_problem, show
+from hexadd.data.generate.generate import dataset
+from hexadd.verify.certify import head1_correct
+from hexadd.inference.decoding import check_fits, decode
+from hexadd.data.generate.generate.encoding import ProblemEncoder
+from hexadd.inference.loading import load_model
+from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
+from hexadd.data.generate.generate.numbers import format_prompt, is_hex_problem, show
 
 
 def infer(tiny_run, *args, input=None, launch=False):
@@ -68,7 +68,7 @@ def test_missing_incomplete_and_uncached_models(tiny_run, tmp_path):
 
 def test_verified_equals_single_with_fewer_passes(tiny_run):
     model, tok = load_model(str(tiny_run / "model"))
-    from hexadd import dataset
+    from hexadd.data.generate.generate import dataset
     train = dataset.load(tiny_run / "data")["train"][:3000]
     pairs = list(zip(train["a"], train["b"]))
     single = decode(model, tok, pairs, "single", batch_size=700)
@@ -89,7 +89,7 @@ def test_verified_equals_single_with_fewer_passes(tiny_run):
 def test_block_window_models_decode_alike_in_every_mode(tiny_run, draft_head, monkeypatch):
     """The window reads every cached token's block position and number and skips rejected drafts; answers hundreds
     of digits long take the gathered path. Every mode and batch size writes what full-pass greedy writes."""
-    import hexadd.model as modeling
+    import hexadd.modeling.model as modeling
     trained, tok = load_model(str(tiny_run / "model"))
     torch.manual_seed(0)
     model = HexAddForCausalLM(HexAddConfig(**{**trained.config.to_dict(), "position_scheme": "block_relative",

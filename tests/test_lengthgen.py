@@ -5,10 +5,10 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_main
-from hexadd.config_files import load, to_dict
-from hexadd.errors import ConfigError
-from hexadd.lengthgen import LengthgenConfig, run, untrained_positions
-from hexadd.numbers import encode_number
+from hexadd.config.schema.schema.files import load, to_dict
+from hexadd.common.errors import ConfigError
+from hexadd.experiments.lengthgen import LengthgenConfig, run, untrained_positions
+from hexadd.data.generate.generate.numbers import encode_number
 
 PRESET = ROOT / "configs/anylength.yaml"
 # Trained on 1..2 hex digits, measured on 1..8 x 1..8: 2x, 3x and 4x are the cells 4+4, 6+6 and 8+8.
@@ -53,13 +53,13 @@ def classify(text: str, right: str, longer: int) -> int:
 
 
 def test_tiny_run_end_to_end_and_continued(tmp_path, monkeypatch):
-    from hexadd.decoding import decode
-    from hexadd.encoding import digits_to_int
-    from hexadd.length_grid import cell_operands
-    from hexadd.loading import load_model
+    from hexadd.inference.decoding import decode
+    from hexadd.data.generate.generate.encoding import digits_to_int
+    from hexadd.verify.grids import cell_operands
+    from hexadd.inference.loading import load_model
 
-    import hexadd.bands
-    monkeypatch.setattr(hexadd.bands, "BANDS", BANDS)
+    import hexadd.verify.bands
+    monkeypatch.setattr(hexadd.verify.bands, "BANDS", BANDS)
     root = tmp_path / "lg"
     cfg = load(LengthgenConfig, PRESET, [*TINY, f"lengthgen.dir={root}"])
     lines = []
@@ -80,7 +80,7 @@ def test_tiny_run_end_to_end_and_continued(tmp_path, monkeypatch):
     assert saved["certificate"]["n"] == 300 and saved["certificate"]["wrong"] == cert["wrong"]
     bands = json.loads((root / "model" / "bands.json").read_text())
     assert [(r["band"], r["family"], r["n"]) for r in bands["bands"]] == [
-        (list(b), f, 12 if f == "all" else 3) for b in BANDS for f in (*hexadd.bands.FAMILIES, "all")]
+        (list(b), f, 12 if f == "all" else 3) for b in BANDS for f in (*hexadd.verify.bands.FAMILIES, "all")]
     assert bands["locality"]["max_abs_logit_difference"] == 0.0 and saved["bands"]["per_family"] == 3
     assert any(line.startswith("  bands (fresh problems, 4 families): 1..2:") for line in lines)
     assert saved["training"]["steps"] == 40 and saved["config"]["model"]["offset_per"] == "sample"

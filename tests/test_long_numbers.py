@@ -8,17 +8,17 @@ import pytest
 import torch
 
 from oracle import oracle
-from hexadd.certify import certify, operand_chunks
-from hexadd.config import DataConfig, TrainConfig
-from hexadd.config_files import load
-from hexadd import dataset
-from hexadd.data import generate
-from hexadd.decoding import decode
-from hexadd.encoding import ProblemEncoder, digits_to_int, encode_pairs, int_digits
-from hexadd.errors import ConfigError, DataError
-from hexadd.length_grid import cell_operands, evaluate_grid, grid_cells
-from hexadd.numbers import decode_number, encode_number, num_digits
-from hexadd.tokenization import train_tokenizer
+from hexadd.verify.certify import certify, operand_chunks
+from hexadd.config.schema.schema.schema import DataConfig, TrainConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.data.generate.generate import dataset
+from hexadd.data.generate.generate.generate import generate
+from hexadd.inference.decoding import decode
+from hexadd.data.generate.generate.encoding import ProblemEncoder, digits_to_int, encode_pairs, int_digits
+from hexadd.common.errors import ConfigError, DataError
+from hexadd.verify.grids import cell_operands, evaluate_grid, grid_cells
+from hexadd.data.generate.generate.numbers import decode_number, encode_number, num_digits
+from hexadd.data.generate.generate.tokenizer import train_tokenizer
 
 BIG = 16**40 - 1  # 40 hex digits, 160 bits
 
@@ -119,7 +119,7 @@ def test_data_by_digit_count_beyond_int64(tmp_path):
     generate(load(DataConfig, None, [f"output.dir={tmp_path}", "numbers.min_digits=30", "numbers.max_digits=40",
                                      "problems.count=50", "problems.sampling=uniform"]))
     # Training refuses sums beyond int64 in one line, before the tokenizer is even looked for.
-    from hexadd.setup import prepare
+    from hexadd.train.setup import prepare
     train = load(TrainConfig, None, [f"data.dir={tmp_path}", f"tokenizer.dir={tmp_path}/none", "training.device=cpu"])
     with pytest.raises(DataError, match="at most 15 digits"):
         prepare(train)

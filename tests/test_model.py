@@ -2,12 +2,12 @@ import pytest
 import torch
 
 from conftest import ROOT
-from hexadd.config import TrainConfig
-from hexadd.config_files import load
-from hexadd.errors import ConfigError
-from hexadd.model import HexAddConfig, HexAddForCausalLM
-from hexadd.positions import block_position_ids, number_ids, sinusoidal_table
-from hexadd.setup import param_groups
+from hexadd.config.schema.schema.schema import TrainConfig
+from hexadd.config.schema.schema.files import load
+from hexadd.common.errors import ConfigError
+from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
+from hexadd.modeling.positions import block_position_ids, number_ids, sinusoidal_table
+from hexadd.train.setup import param_groups
 from transformers import AutoModelForCausalLM, DynamicCache
 
 # Alphabet of the default tokenizer: pad 0, unk 1, `+` 2, digits 0-9A-F at 3..18.
@@ -154,12 +154,12 @@ def test_loss_only_on_answer_tokens_for_every_head():
 def test_configs_build_the_model_sizes_they_claim():
     """The merged configs through the trainer's own model construction, without training: the default is
     the 0.6M-parameter model the README trains, and the preset the 6.4M its file name says."""
-    from hexadd.config import DataConfig
-    from hexadd.dataset import DataMeta
-    from hexadd.encoding import ProblemEncoder
-    from hexadd.numbers import format_problem
-    from hexadd.setup import build_model_config, longest
-    from hexadd.tokenization import train_tokenizer
+    from hexadd.config.schema.schema.schema import DataConfig
+    from hexadd.data.generate.generate.dataset import DataMeta
+    from hexadd.data.generate.generate.encoding import ProblemEncoder
+    from hexadd.data.generate.generate.numbers import format_problem
+    from hexadd.train.setup import build_model_config, longest
+    from hexadd.data.generate.generate.tokenizer import train_tokenizer
 
     n = load(DataConfig, ROOT / "data_config.yaml").numbers
     meta = DataMeta(n.base, n.reverse, n.min_operand, n.max_operand)
@@ -241,7 +241,7 @@ def window_model(**kw):
 def test_block_window_attention_equals_the_dense_definition(monkeypatch, draft_head, dense_keys):
     """Both paths of the window (one dense tile; each query's keys gathered) give the logits of a dense attention
     that applies the window's definition to every (query, key) pair, for every head."""
-    import hexadd.model as modeling
+    import hexadd.modeling.model as modeling
     from transformers import AttentionInterface
     model = window_model(draft_head=draft_head)
     rows = ["+1342+879+2221+", "+12+3+15+", "+FFFF1+1+00002+", "+0+0+0+"]
@@ -267,7 +267,7 @@ def test_block_window_attention_equals_the_dense_definition(monkeypatch, draft_h
 
 def test_block_window_keys_grow_with_the_length_not_its_square():
     """A window holds at most 4 (2D + 1) keys a query, whatever the length; the gathered path's weights say so."""
-    from hexadd.positions import block_window
+    from hexadd.modeling.positions import block_window
     model = window_model()
     for digits in (8, 300):
         x = ids("+" + "7" * digits + "+" + "8" * digits + "+" + "F" * digits + "1+")
@@ -297,9 +297,9 @@ def test_block_window_bias_is_learned_and_not_decayed():
 
 def test_an_answer_digit_depends_only_on_its_neighbourhood():
     """Head 1 at an answer digit reads only tokens within layers x window block positions: digits redrawn beyond
-    that leave its logits bit for bit the same (hexadd.bands.locality, on an untrained model here)."""
-    from hexadd.bands import locality
-    from hexadd.tokenization import train_tokenizer
+    that leave its logits bit for bit the same (hexadd.verify.bands.locality, on an untrained model here)."""
+    from hexadd.verify.bands import locality
+    from hexadd.data.generate.generate.tokenizer import train_tokenizer
     model = window_model()
     loc = locality(model, train_tokenizer([]), n=8, length=48)
     assert loc["radius"] == 4 and loc["operand_digits_redrawn"] > 20
@@ -313,7 +313,7 @@ def test_head_j_learns_only_drafts_decoding_asks_for():
     """A windowed model's head 2 at the second operand's last digit would predict the answer's first digit:
     decoding never drafts from there, and a window cannot see it. Its targets start one answer token later than
     head 1's. A model attending to everything keeps every target."""
-    from hexadd.model import head_targets
+    from hexadd.modeling.model import head_targets
     labels = torch.tensor([[-100, -100, -100, -100, -100, 7, 8, 9, 2, -100]])   # `+A+B+` then `C+`, then padding
     assert head_targets(labels, 1, True).tolist() == [[-100, -100, -100, -100, 7, 8, 9, 2, -100]]
     assert head_targets(labels, 2, True).tolist() == [[-100, -100, -100, -100, 8, 9, 2, -100]]

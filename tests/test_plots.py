@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import run_script
 from hexadd import plots
-from hexadd.loading import load_model
+from hexadd.inference.loading import load_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # 12+34=46 as the model reads it (digits reversed), with the block position of each token.

@@ -6,11 +6,11 @@ import types
 import pytest
 import torch
 
-from hexadd.certify import head1_correct, head1_margin
-from hexadd.encoding import ProblemEncoder, int64_digits
-from hexadd.loading import load_model
-from hexadd.replay import Replay
-from hexadd.search import neighbours, search
+from hexadd.verify.certify import head1_correct, head1_margin
+from hexadd.data.generate.generate.encoding import ProblemEncoder, int64_digits
+from hexadd.inference.loading import load_model
+from hexadd.data.generate.generate.samplers import Replay
+from hexadd.verify.search import neighbours, search
 
 
 def digits(pairs, base=10, width=4):
@@ -57,7 +57,7 @@ def test_search_walks_from_thin_problems_to_a_planted_error():
 
 
 def test_gate_search_finds_what_the_sample_missed_and_replays_it(monkeypatch):
-    import hexadd.monitor as monitor
+    import hexadd.train.monitor as monitor
 
     target = digits(torch.tensor([[37, 58]]), width=2)
     monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, pairs, autocast=None:
@@ -113,7 +113,7 @@ def test_all_margins_puts_each_processs_share_back_in_order(monkeypatch):
     the search would keep the wrong problems."""
     import accelerate.utils
 
-    import hexadd.monitor as monitor
+    import hexadd.train.monitor as monitor
 
     pairs = torch.arange(14).view(7, 2)
     monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, p, autocast=None: p[:, 0].float())
@@ -129,7 +129,7 @@ def test_all_margins_puts_each_processs_share_back_in_order(monkeypatch):
 def test_replay_keeps_only_what_is_still_missed_when_asked(monkeypatch, until_right):
     """With replay_until_right, each evaluation drops the replayed problems the model now gets right, so
     replay rows go to the ones it still misses; without, the buffer only grows."""
-    import hexadd.monitor as monitor
+    import hexadd.train.monitor as monitor
 
     monkeypatch.setattr(monitor, "evaluate", lambda *a, **k: {"accuracy": 1.0, "errors": 0, "loss": 0.1,
                                                                 "head_losses": [0.1, 0.1]})
@@ -159,8 +159,8 @@ def test_replay_keeps_only_what_is_still_missed_when_asked(monkeypatch, until_ri
 def test_certificate_search_finds_errors_its_sample_did_not(tiny_run, tmp_path):
     """A sample too small to see the damaged model's errors; the search after it finds some, each really wrong
     (the decoded answer is not the sum), and stores them beside the sample's own count, which it leaves alone."""
-    from hexadd.certificate import report, save, summary
-    from hexadd.certify import certify
+    from hexadd.verify.certificate import report, save, summary
+    from hexadd.verify.certify import certify
 
     model, tok = damaged(tiny_run)
     encoder = ProblemEncoder(tok, 10, True, 99)
@@ -185,8 +185,8 @@ def test_certificate_search_finds_errors_its_sample_did_not(tiny_run, tmp_path):
 def test_shards_of_a_distributed_certificate_search_from_all_their_thinnest(tiny_run):
     """Each process keeps the thinnest of its own share; merged, the search starts from the thinnest of all,
     as one process checking everything would."""
-    from hexadd.certificate import merge
-    from hexadd.certify import certify, search_errors
+    from hexadd.verify.certificate import merge
+    from hexadd.verify.certify import certify, search_errors
 
     model, tok = damaged(tiny_run)
     whole = certify(model, tok, 3000, seed=4, batch_size=500, progress=False, search_rounds=3)
