@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hexadd.common import cli
 from hexadd.common.errors import HexaddError
-from hexadd.data.generate.generate.numbers import is_hex_problem, num_digits, parse_decimal_problem, show
+from hexadd.data.numbers import is_hex_problem, num_digits, parse_decimal_problem, show
 
 # Nothing calls home: the page is served where no outside host may be reachable.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

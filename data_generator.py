@@ -3,9 +3,9 @@
 import time
 
 from hexadd.common import cli
-from hexadd.config.schema.schema.schema import DataConfig
-from hexadd.config.schema.schema.files import load
-from hexadd.data.generate.generate.generate import generate
+from hexadd.config.schema import DataConfig
+from hexadd.config.files import load
+from hexadd.data.generate import generate
 
 
 def main():

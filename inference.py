@@ -17,10 +17,10 @@ from itertools import islice
 from pathlib import Path
 
 from hexadd.common import cli
-from hexadd.config.schema.schema.schema import TrainConfig
-from hexadd.config.schema.schema.files import load
+from hexadd.config.schema import TrainConfig
+from hexadd.config.files import load
 from hexadd.common.errors import ConfigError, HexaddError
-from hexadd.data.generate.generate.numbers import is_hex_problem, parse_decimal_problem, show
+from hexadd.data.numbers import is_hex_problem, parse_decimal_problem, show
 
 
 def main():
@@ -155,7 +155,7 @@ def main():
 
     if args.eval is not None:
         from hexadd.verify.evaluation import evaluate_file, report, write_outputs
-        from hexadd.data.generate.generate.dataset import resolve
+        from hexadd.data.dataset import resolve
         path = Path(args.eval) if args.eval else resolve(cfg.data)
         result = evaluate_file(model, tok, path, mode, args.batch_size)
         print(report(result))

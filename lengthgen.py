@@ -10,7 +10,7 @@ digits. Run it again to continue a stopped run; --push publishes the model folde
 import signal
 
 from hexadd.common import cli
-from hexadd.config.schema.schema.files import load
+from hexadd.config.files import load
 from hexadd.common.errors import ModelError
 from hexadd.experiments.lengthgen import LengthgenConfig
 

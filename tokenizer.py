@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from hexadd.common import cli
-from hexadd.config.schema.schema.schema import TrainConfig
-from hexadd.config.schema.schema.files import load
-from hexadd.data.generate.generate import dataset
+from hexadd.config.schema import TrainConfig
+from hexadd.config.files import load
+from hexadd.data.generate import dataset
 from hexadd.common.errors import DataError
-from hexadd.data.generate.generate.tokenizer import digit_token_ids, train_tokenizer
+from hexadd.data.tokenizer import digit_token_ids, train_tokenizer
 
 
 def main():

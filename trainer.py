@@ -3,8 +3,8 @@
 import signal
 
 from hexadd.common import cli
-from hexadd.config.schema.schema.schema import TrainConfig
-from hexadd.config.schema.schema.files import load
+from hexadd.config.schema import TrainConfig
+from hexadd.config.files import load
 from hexadd.common.errors import ModelError
 
 
@@ -29,13 +29,13 @@ def main():
     from pathlib import Path
     from hexadd.train.devices import pick_device
     pick_device(cfg.training.device)
-    from hexadd.data.generate.generate.dataset import load_meta, resolve
+    from hexadd.data.dataset import load_meta, resolve
     load_meta(resolve(cfg.data))
     if not (Path(cfg.tokenizer.dir) / "tokenizer.json").is_file():
         raise ModelError(f"{cfg.tokenizer.dir}/tokenizer.json not found: run tokenizer.py first")
     if args.resume:
         from hexadd.train.checkpoints import check_resumable
-        from hexadd.config.schema.schema.files import to_dict
+        from hexadd.config.files import to_dict
         check_resumable(Path(cfg.output.run_dir), to_dict(cfg))
 
     from transformers.utils import logging

@@ -7,10 +7,10 @@
 from pathlib import Path
 
 from hexadd.common import cli
-from hexadd.config.schema.schema.schema import TrainConfig
-from hexadd.config.schema.schema.files import load
+from hexadd.config.schema import TrainConfig
+from hexadd.config.files import load
 from hexadd.common.errors import ConfigError, HexaddError
-from hexadd.data.generate.generate.numbers import parse_decimal_problem
+from hexadd.data.numbers import parse_decimal_problem
 
 DEFAULT_PROBLEM = "101+1002"
 

@@ -31,7 +31,7 @@ from common import ROOT, commit, provenance
 from hexadd.common import cli
 from hexadd.experiments.reports import BUDGET, FAILED, SCHEDULE, STOPPED, markdown, summarize
 from hexadd.experiments.ablations import BASELINE, Base, fingerprint, load_rows, without
-from hexadd.config.schema.files import to_dict
+from hexadd.config.files import to_dict
 from hexadd.common.errors import ConfigError
 from hexadd.common.io import atomic_open, write_json
 
@@ -172,8 +172,8 @@ def report(results: dict, args, show: bool = False) -> None:
 
 def prepare_data(data_cfg, out: Path) -> Path:
     """The data folder for this data config, generated once for every row and seed that needs it."""
-    from hexadd.data.generate.generate import generate
-    from hexadd.data.generate.dataset import CARD
+    from hexadd.data.generate import generate
+    from hexadd.data.dataset import CARD
     folder = out / "data" / fingerprint(without(data_cfg, "output"))
     if not (folder / CARD).is_file():  # the card is written last: present means complete
         data_cfg.output.dir = str(folder)
@@ -184,7 +184,7 @@ def prepare_data(data_cfg, out: Path) -> Path:
 
 def prepare_tokenizer(data_dir: Path, vocab_size: int | None, out: Path) -> Path:
     from hexadd.data.generate import dataset
-    from hexadd.data.generate.tokenizer import train_tokenizer
+    from hexadd.data.tokenizer import train_tokenizer
     folder = out / "tokenizers" / fingerprint(data_dir.name, vocab_size)
     if not (folder / "tokenizer.json").is_file():
         tok = train_tokenizer(dataset.load(data_dir)["train"]["text"][:], vocab_size)
@@ -277,7 +277,7 @@ def measure(model_dir: Path, n: int, sample: int, device: str) -> dict:
     from hexadd.inference.decoding import decode, default_mode
     from hexadd.train.devices import pick_device
     from hexadd.inference.loading import load_model
-    from hexadd.data.generate.numbers import format_problem
+    from hexadd.data.numbers import format_problem
     from transformers.utils import logging
     logging.disable_progress_bar()
 

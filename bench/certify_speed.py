@@ -23,7 +23,7 @@ def main():
     logging.disable_progress_bar()
     from hexadd.verify import certify as certify_module
     from hexadd.verify.certify import certify
-    from hexadd.data.generate.encoding import ProblemEncoder
+    from hexadd.data.encoding import ProblemEncoder
     from hexadd.inference.loading import load_model
 
     torch.set_num_threads(os.cpu_count())

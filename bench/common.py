@@ -62,12 +62,12 @@ def resolved_config(train: list[str] | tuple = (), data: list[str] | tuple = (),
     """The configs a run used, every default filled in: the training config (train_config.yaml, or train_file, with
     the `--set` overrides `train` applied) and the data config. With data_dir, the data config is the one its
     dataset card says generated it (what the run really read); else data_config.yaml (or data_file) with `data`."""
-    from hexadd.config.schema.schema.schema import DataConfig, TrainConfig
-    from hexadd.config.schema.schema.files import load, to_dict
+    from hexadd.config.schema import DataConfig, TrainConfig
+    from hexadd.config.files import load, to_dict
     config = {"train": to_dict(load(TrainConfig, train_file or ROOT / "train_config.yaml", list(train)))}
     card = None
     if data_dir is not None and (Path(data_dir) / "README.md").is_file():
-        from hexadd.data.generate.generate.dataset import read_card
+        from hexadd.data.dataset import read_card
         card = read_card(data_dir).get("config")
     config["data"] = card if card is not None else to_dict(load(DataConfig, data_file or ROOT / "data_config.yaml", list(data)))
     return config

@@ -20,7 +20,7 @@ def main():
     args = p.parse_args()
 
     from hexadd.verify.certify import head1_guess
-    from hexadd.data.generate.encoding import ProblemEncoder
+    from hexadd.data.encoding import ProblemEncoder
     from hexadd.verify.grids import cell_operands, first_wrong
     from hexadd.inference.loading import load_model
     model, tok = load_model(args.model)

@@ -24,9 +24,9 @@ def main():
     from transformers.utils import logging
     logging.disable_progress_bar()
     from hexadd.verify.certify import head1_margin, operand_chunks
-    from hexadd.data.generate.encoding import ProblemEncoder, encode_pairs
+    from hexadd.data.encoding import ProblemEncoder, encode_pairs
     from hexadd.inference.loading import load_model
-    from hexadd.data.generate.samplers import fresh_pairs
+    from hexadd.data.samplers import fresh_pairs
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(args.model)

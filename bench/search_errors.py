@@ -24,10 +24,10 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.config.schema.schema import TrainingConfig
-    from hexadd.data.generate.encoding import ProblemEncoder
+    from hexadd.config.schema import TrainingConfig
+    from hexadd.data.encoding import ProblemEncoder
     from hexadd.inference.loading import load_model
-    from hexadd.data.generate.samplers import GATE_STREAM, SEARCH_STREAM, fresh_margins, fresh_pairs
+    from hexadd.data.samplers import GATE_STREAM, SEARCH_STREAM, fresh_margins, fresh_pairs
     from hexadd.verify.search import search
 
     torch.set_num_threads(os.cpu_count())
@@ -62,7 +62,7 @@ def main():
         print(f"{path}: gate {r['gate_wrong']} wrong of {args.gate:,} ({r['gate_s']} s, thinnest {r['gate_thinnest']:.2f}); "
               f"search {r['search_wrong']} wrong of {r['search_evaluated']:,} ({r['search_s']} s, thinnest "
               f"{r['search_thinnest']:.2f}) {r['wrong_examples'][:3]}", flush=True)
-    from hexadd.config.schema.files import to_dict
+    from hexadd.config.files import to_dict
     config = {"models": {path: model_config(path) for path in args.models},
               "gate": to_dict(t)}  # the gate's carry_share and sum_share are the default TrainingConfig's
     save(args.name, {"seed": args.seed, "step": args.step, "models": results}, config=config)

@@ -14,9 +14,9 @@ from common import ROOT, machine, matmul_peak, need_data, resolved_config, save
 
 def measure(config_path, steps: int, warmup: int = 5) -> dict:
     import torch
-    from hexadd.config.schema.schema import TrainConfig
-    from hexadd.config.schema.files import load
-    from hexadd.data.generate.samplers import Replay
+    from hexadd.config.schema import TrainConfig
+    from hexadd.config.files import load
+    from hexadd.data.samplers import Replay
     from hexadd.train.setup import prepare
     from hexadd.train.loop import batch_tensors, train_step
 

@@ -9,8 +9,8 @@ different answer text (`C+`) to plant errors.
 import torch
 
 from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
-from hexadd.data.generate.generate.numbers import SEP, decode_number, encode_number
-from hexadd.data.generate.generate.tokenizer import digit_token_ids, train_tokenizer
+from hexadd.data.numbers import SEP, decode_number, encode_number
+from hexadd.data.tokenizer import digit_token_ids, train_tokenizer
 
 BASE = 16
 

@@ -10,10 +10,10 @@ from conftest import assert_one_line_error, run_main, run_script
 from hexadd.verify.certificate import upper_bound_95
 from hexadd.verify.certify import answer_margin, certify, head1_correct, head1_margin, operand_chunks
 from hexadd.inference.decoding import decode
-from hexadd.data.generate.generate.encoding import ProblemEncoder, carry_chain, operand_digits
+from hexadd.data.encoding import ProblemEncoder, carry_chain, operand_digits
 from hexadd.inference.loading import load_model
-from hexadd.data.generate.generate.numbers import format_problem
-from hexadd.data.generate.generate.tokenizer import train_tokenizer
+from hexadd.data.numbers import format_problem
+from hexadd.data.tokenizer import train_tokenizer
 
 
 @pytest.mark.parametrize("base,reverse,hi", [(16, True, 9999), (10, True, 99), (10, False, 999), (2, True, 300),
@@ -45,7 +45,7 @@ def test_certify_encodes_merged_digits_as_the_tokenizer_does(monkeypatch):
     """A BPE tokenizer writes `+01+` as `+`, `01`, `+`: certification must feed the model those tokens."""
     import hexadd.verify.certify
     from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
-    from hexadd.data.generate.generate.tokenizer import digit_token_ids
+    from hexadd.data.tokenizer import digit_token_ids
     tok = train_tokenizer([format_problem(a, b, 10) for a in range(100) for b in range(0, 100, 7)], vocab_size=40)
     assert ProblemEncoder.merges_digits(tok)
     model = HexAddForCausalLM(HexAddConfig(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=16,

@@ -1,8 +1,8 @@
 import pytest
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
-from hexadd.config.schema.schema.schema import DataConfig, TrainConfig
-from hexadd.config.schema.schema.files import load, to_dict
+from hexadd.config.schema import DataConfig, TrainConfig
+from hexadd.config.files import load, to_dict
 from hexadd.common.errors import ConfigError
 
 

@@ -1,10 +1,10 @@
 from collections import Counter
 
 from conftest import ROOT, assert_one_line_error, run_script, sets
-from hexadd.config.schema.schema.schema import DataConfig
-from hexadd.config.schema.schema.files import load
-from hexadd.data.generate.generate import dataset
-from hexadd.data.generate.generate.generate import edge_cases, generate, overlap, unordered
+from hexadd.config.schema import DataConfig
+from hexadd.config.files import load
+from hexadd.data.generate import dataset
+from hexadd.data.generate import edge_cases, generate, overlap, unordered
 
 
 def make(tmp_path, *overrides):
@@ -15,7 +15,7 @@ def make(tmp_path, *overrides):
 def problems(data_dir, split, check=None):
     """(a, b, a + b) of a split; the sum column and the `+A+B+C+` text (of `check` random rows, default all) agree."""
     import random
-    from hexadd.data.generate.generate.numbers import parse_problem
+    from hexadd.data.numbers import parse_problem
     meta = dataset.load_meta(data_dir)
     ds = dataset.load(data_dir)[split]
     a, b, c, text = ds["a"][:], ds["b"][:], ds["sum"][:], ds["text"][:]

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from hexadd.data.generate.generate import dataset
-from hexadd.config.schema.schema.schema import DataConfig
-from hexadd.config.schema.schema.files import load
-from hexadd.data.generate.generate.generate import generate
+from hexadd.data.generate import dataset
+from hexadd.config.schema import DataConfig
+from hexadd.config.files import load
+from hexadd.data.generate import generate
 from hexadd.common.errors import DataError
 
 
@@ -70,8 +70,8 @@ def test_damaged_or_old_folders_get_one_line_errors(small, tmp_path):
 
 
 def test_tokenization_is_cached_per_tokenizer(small):
-    from hexadd.data.generate.generate.splits import load_splits
-    from hexadd.data.generate.generate.tokenizer import train_tokenizer
+    from hexadd.data.splits import load_splits
+    from hexadd.data.tokenizer import train_tokenizer
 
     lines = dataset.load(small)["train"]["text"][:]
     cache = Path(os.environ["HF_DATASETS_CACHE"])

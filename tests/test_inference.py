@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_main, run_script
-from hexadd.data.generate.generate import dataset
+from hexadd.data.generate import dataset
 from hexadd.verify.certify import head1_correct
 from hexadd.inference.decoding import check_fits, decode
-from hexadd.data.generate.generate.encoding import ProblemEncoder
+from hexadd.data.encoding import ProblemEncoder
 from hexadd.inference.loading import load_model
 from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
-from hexadd.data.generate.generate.numbers import format_prompt, is_hex_problem, show
+from hexadd.data.numbers import format_prompt, is_hex_problem, show
 
 
 def infer(tiny_run, *args, input=None, launch=False):
@@ -68,7 +68,7 @@ def test_missing_incomplete_and_uncached_models(tiny_run, tmp_path):
 
 def test_verified_equals_single_with_fewer_passes(tiny_run):
     model, tok = load_model(str(tiny_run / "model"))
-    from hexadd.data.generate.generate import dataset
+    from hexadd.data.generate import dataset
     train = dataset.load(tiny_run / "data")["train"][:3000]
     pairs = list(zip(train["a"], train["b"]))
     single = decode(model, tok, pairs, "single", batch_size=700)

@@ -5,10 +5,10 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_main
-from hexadd.config.schema.schema.files import load, to_dict
+from hexadd.config.files import load, to_dict
 from hexadd.common.errors import ConfigError
 from hexadd.experiments.lengthgen import LengthgenConfig, run, untrained_positions
-from hexadd.data.generate.generate.numbers import encode_number
+from hexadd.data.numbers import encode_number
 
 PRESET = ROOT / "configs/anylength.yaml"
 # Trained on 1..2 hex digits, measured on 1..8 x 1..8: 2x, 3x and 4x are the cells 4+4, 6+6 and 8+8.
@@ -54,7 +54,7 @@ def classify(text: str, right: str, longer: int) -> int:
 
 def test_tiny_run_end_to_end_and_continued(tmp_path, monkeypatch):
     from hexadd.inference.decoding import decode
-    from hexadd.data.generate.generate.encoding import digits_to_int
+    from hexadd.data.encoding import digits_to_int
     from hexadd.verify.grids import cell_operands
     from hexadd.inference.loading import load_model
 

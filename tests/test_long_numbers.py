@@ -9,16 +9,16 @@ import torch
 
 from oracle import oracle
 from hexadd.verify.certify import certify, operand_chunks
-from hexadd.config.schema.schema.schema import DataConfig, TrainConfig
-from hexadd.config.schema.schema.files import load
-from hexadd.data.generate.generate import dataset
-from hexadd.data.generate.generate.generate import generate
+from hexadd.config.schema import DataConfig, TrainConfig
+from hexadd.config.files import load
+from hexadd.data.generate import dataset
+from hexadd.data.generate import generate
 from hexadd.inference.decoding import decode
-from hexadd.data.generate.generate.encoding import ProblemEncoder, digits_to_int, encode_pairs, int_digits
+from hexadd.data.encoding import ProblemEncoder, digits_to_int, encode_pairs, int_digits
 from hexadd.common.errors import ConfigError, DataError
 from hexadd.verify.grids import cell_operands, evaluate_grid, grid_cells
-from hexadd.data.generate.generate.numbers import decode_number, encode_number, num_digits
-from hexadd.data.generate.generate.tokenizer import train_tokenizer
+from hexadd.data.numbers import decode_number, encode_number, num_digits
+from hexadd.data.tokenizer import train_tokenizer
 
 BIG = 16**40 - 1  # 40 hex digits, 160 bits
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from conftest import ROOT
-from hexadd.config.schema.schema.schema import TrainConfig
-from hexadd.config.schema.schema.files import load
+from hexadd.config.schema import TrainConfig
+from hexadd.config.files import load
 from hexadd.common.errors import ConfigError
 from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
 from hexadd.modeling.positions import block_position_ids, number_ids, sinusoidal_table
@@ -154,12 +154,12 @@ def test_loss_only_on_answer_tokens_for_every_head():
 def test_configs_build_the_model_sizes_they_claim():
     """The merged configs through the trainer's own model construction, without training: the default is
     the 0.6M-parameter model the README trains, and the preset the 6.4M its file name says."""
-    from hexadd.config.schema.schema.schema import DataConfig
-    from hexadd.data.generate.generate.dataset import DataMeta
-    from hexadd.data.generate.generate.encoding import ProblemEncoder
-    from hexadd.data.generate.generate.numbers import format_problem
+    from hexadd.config.schema import DataConfig
+    from hexadd.data.dataset import DataMeta
+    from hexadd.data.encoding import ProblemEncoder
+    from hexadd.data.numbers import format_problem
     from hexadd.train.setup import build_model_config, longest
-    from hexadd.data.generate.generate.tokenizer import train_tokenizer
+    from hexadd.data.tokenizer import train_tokenizer
 
     n = load(DataConfig, ROOT / "data_config.yaml").numbers
     meta = DataMeta(n.base, n.reverse, n.min_operand, n.max_operand)
@@ -299,7 +299,7 @@ def test_an_answer_digit_depends_only_on_its_neighbourhood():
     """Head 1 at an answer digit reads only tokens within layers x window block positions: digits redrawn beyond
     that leave its logits bit for bit the same (hexadd.verify.bands.locality, on an untrained model here)."""
     from hexadd.verify.bands import locality
-    from hexadd.data.generate.generate.tokenizer import train_tokenizer
+    from hexadd.data.tokenizer import train_tokenizer
     model = window_model()
     loc = locality(model, train_tokenizer([]), n=8, length=48)
     assert loc["radius"] == 4 and loc["operand_digits_redrawn"] > 20

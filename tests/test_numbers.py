@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from hexadd.data.generate.generate.numbers import (decode_number, encode_number, format_problem, format_prompt, from_base,
+from hexadd.data.numbers import (decode_number, encode_number, format_problem, format_prompt, from_base,
                             parse_decimal_problem, parse_problem, to_base)
 
 

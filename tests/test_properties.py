@@ -7,11 +7,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hexadd.config.schema.schema.schema import DataConfig, TrainConfig
-from hexadd.config.schema.schema.files import load
-from hexadd.data.generate.generate.generate import read_problems
+from hexadd.config.schema import DataConfig, TrainConfig
+from hexadd.config.files import load
+from hexadd.data.generate import read_problems
 from hexadd.common.errors import ConfigError, DataError
-from hexadd.data.generate.generate.numbers import (decode_number, encode_number, format_problem, num_digits, parse_decimal_problem,
+from hexadd.data.numbers import (decode_number, encode_number, format_problem, num_digits, parse_decimal_problem,
                             parse_problem)
 
 bases = st.integers(min_value=2, max_value=16)

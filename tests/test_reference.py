@@ -9,7 +9,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from conftest import run_script
 from hexadd.inference.decoding import decode
 from hexadd.inference.loading import load_model
-from hexadd.data.generate.generate.numbers import format_prompt
+from hexadd.data.numbers import format_prompt
 
 # Its alphabet holds a ':' (from its data files) between the decimal and the letter digits.
 ALPHABET = ["<|pad|>", "<|UNK|>", "+", *"0123456789", ":", *"ABCDEF"]

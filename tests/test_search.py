@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from hexadd.verify.certify import head1_correct, head1_margin
-from hexadd.data.generate.generate.encoding import ProblemEncoder, int64_digits
+from hexadd.data.encoding import ProblemEncoder, int64_digits
 from hexadd.inference.loading import load_model
-from hexadd.data.generate.generate.samplers import Replay
+from hexadd.data.samplers import Replay
 from hexadd.verify.search import neighbours, search
 
 

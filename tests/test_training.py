@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
-from hexadd.config.schema.schema.schema import TrainConfig
-from hexadd.config.schema.schema.files import load
+from hexadd.config.schema import TrainConfig
+from hexadd.config.files import load
 from hexadd.inference.loading import load_model
-from hexadd.data.generate.generate.splits import Batches, evaluate, length_pair_weights, load_splits
+from hexadd.data.splits import Batches, evaluate, length_pair_weights, load_splits
 
 
 def test_tiny_model_learns_held_out_addition(tiny_run):
@@ -71,8 +71,8 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
     """The carry share puts digit pairs summing to base - 1 (where a carry goes through or does not) into
     nearly every problem, with a carry arriving there in about a third of them; it stays in range and leaves the
     uniform part as it was."""
-    from hexadd.data.generate.generate.encoding import add_digits, int64_digits
-    from hexadd.data.generate.generate.samplers import fresh_pairs
+    from hexadd.data.encoding import add_digits, int64_digits
+    from hexadd.data.samplers import fresh_pairs
 
     def through(pairs):  # problems with a digit pair summing to base - 1, and with a carry arriving there
         da, db = (int64_digits(pairs[:, i], base, 5)[0] for i in (0, 1))
@@ -93,8 +93,8 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
 def test_sum_share_of_fresh_problems_has_every_digit_sum_equally_often(base, lo, hi):
     """Below both leading digits every column sum 0..2(base - 1) comes up about equally often, where uniform
     digits make the extremes (F+F) 16 times rarer than a middle sum; lengths and range stay, the rest as it was."""
-    from hexadd.data.generate.generate.encoding import int64_digits
-    from hexadd.data.generate.generate.samplers import fresh_pairs
+    from hexadd.data.encoding import int64_digits
+    from hexadd.data.samplers import fresh_pairs
 
     n = 40_000
     uniform = fresh_pairs(lo, hi, n, seed=3, step=7, base=base, carry_share=0.25)
@@ -117,7 +117,7 @@ def test_sum_share_of_fresh_problems_has_every_digit_sum_equally_often(base, lo,
 def test_sample_streams_are_apart_from_each_other_and_from_the_certificate():
     """torch seeds its generator with a seed's low 32 bits only: streams far apart above them would draw the same."""
     from hexadd.verify.certify import operand_chunks
-    from hexadd.data.generate.generate.samplers import FRESH_STREAM, GATE_STREAM, TRAIN_STREAM, fresh_pairs
+    from hexadd.data.samplers import FRESH_STREAM, GATE_STREAM, TRAIN_STREAM, fresh_pairs
 
     for seed, step in ((0, 0), (2, 100)):
         samples = [fresh_pairs(0, 9999, 512, seed, step, 16, 0.0, s) for s in (FRESH_STREAM, GATE_STREAM, TRAIN_STREAM)]
@@ -134,7 +134,7 @@ def test_gate_misses_problems_answered_by_a_thin_margin(monkeypatch, margin, mis
     import types
 
     import hexadd.train.monitor as monitor
-    from hexadd.data.generate.generate.samplers import Replay
+    from hexadd.data.samplers import Replay
 
     leads = torch.tensor([2.0, 0.5, -1.0, 0.0])
     seen = []
@@ -157,7 +157,7 @@ def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_
     """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs
     (and `sum_rows` with uniform column sums): fixed by (seed, step), new at every step, and apart from the
     fresh sample that checks the model."""
-    from hexadd.data.generate.generate.samplers import TRAIN_STREAM, Replay, fresh_pairs
+    from hexadd.data.samplers import TRAIN_STREAM, Replay, fresh_pairs
     from hexadd.train.setup import prepare
     from hexadd.train.loop import batch_tensors
 
@@ -303,7 +303,7 @@ def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp
     """Checkpoints written before training.head_weight, model.offset_scope and model.number_embedding existed
     were trained with the plain mean (1.0), with `+` at 0 (digits) and without number embeddings."""
     from hexadd.train.checkpoints import check_resumable
-    from hexadd.config.schema.schema.files import to_dict
+    from hexadd.config.files import to_dict
     from hexadd.common.errors import ConfigError
     config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", ["model.number_embedding=false"]))
     saved = json.loads(json.dumps(config))

@@ -89,7 +89,7 @@ def card_text(meta: dict) -> str:
         + "), `text` (the problem as the model reads it), `digits_a`, `digits_b` (operand lengths in the base).", "",
         "```python", "from datasets import load_dataset",
         f'ds = load_dataset("{meta.get("repo_id") or "data"}")', "```", "",
-        "The generating config (also in this card's YAML header, under `hexadd.config.schema.schema`):", "",
+        "The generating config (also in this card's YAML header, under `hexadd.config.schema`):", "",
         "```yaml", _yaml(meta["config"]).rstrip(), "```",
     ]
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"

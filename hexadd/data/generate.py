@@ -3,11 +3,11 @@
 The generator writes a Hugging Face dataset (hexadd/data/dataset.py): splits `train` and `test`, the held-out
 problems. Held-out pairs are unordered: if a+b is held out, so is b+a.
 """
-import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..common.rng import held_out_choice, problem_sample
 from . import dataset
 from ..config.schema import DataConfig
 from ..config.files import to_dict
@@ -41,7 +41,7 @@ def sample_pairs(lo: int, hi: int, count: int, exhaustive: bool, seed: int, base
     """
     m = hi - lo + 1
     total = m * m
-    rng = random.Random(seed)
+    rng = problem_sample(seed)
     if exhaustive:
         if total > MAX_EXHAUSTIVE:
             raise DataError(f"exhaustive: the range {lo}..{hi} has {total:,} pairs, more than {MAX_EXHAUSTIVE:,}; "
@@ -80,7 +80,7 @@ def unordered(p: Pair) -> Pair:
 def split_pairs(pairs: list[Pair], fraction: float, forced: list[Pair], seed: int) -> tuple[list[Pair], list[Pair]]:
     """Hold out about `fraction` of the problems, choosing whole unordered pairs; `forced` pairs (both orders) are always held out."""
     keys = sorted({unordered(p) for p in pairs})
-    random.Random(seed + 1).shuffle(keys)
+    held_out_choice(seed).shuffle(keys)
     held_keys = {unordered(p) for p in forced}
     n_held = sum(1 for p in pairs if unordered(p) in held_keys)
     per_key = {}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..common.rng import epoch_order
 from . import dataset
 from .encoding import answer_labels
 from ..common.errors import DataError
@@ -127,7 +128,7 @@ class Batches:
         epoch, i = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            g = epoch_order(self.seed, epoch)
             self._perm = (torch.randperm(self.n, generator=g) if self.weights is None else
                           torch.multinomial(self.weights, self.per_epoch * self.batch_size, replacement=True, generator=g))
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size]

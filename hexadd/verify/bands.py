@@ -22,13 +22,13 @@ import time
 import torch
 from tqdm import tqdm
 
+from ..common import rng
 from .certificate import upper_bound_95
 from .certify import head1_correct
 from ..data.encoding import ProblemEncoder, digits_to_int
 
 BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 128), (129, 256), (257, 512), (513, 1024), (4096, 4096))
 FAMILIES = ("uniform", "carry_runs", "all_f_plus_1", "mixed_lengths")
-BAND_STREAM = 104_729  # seeds: seed * 1_000_003 + BAND_STREAM + band * 100 + family
 LONG = 1024            # bands beyond this many digits get a tenth of the problems: each costs 4x the 513..1024 band's
 
 
@@ -115,7 +115,7 @@ def certify_bands(model, tok, per_family: int, bands=None, families=FAMILIES, se
             pooled = {"band": [lo, hi], "family": "all", "n": 0, "wrong": 0, "seconds": 0.0}
             n = per_family if hi <= LONG else max(1, per_family // 10)
             for f, family in enumerate(families):
-                g = torch.Generator().manual_seed(seed * 1_000_003 + BAND_STREAM + b * 100 + f)
+                g = rng.generator(seed, rng.BAND, b * 100 + f)
                 t0 = time.perf_counter()
                 wrong, examples = 0, []
                 # Fewer rows a batch for long problems: activations grow with rows x tokens.
@@ -165,7 +165,7 @@ def locality(model, tok, n: int = 64, length: int = 256, seed: int = 0) -> dict:
     difference (0.0: unchanged bit for bit) and the problems whose answer there changed."""
     c = model.config
     R = receptive_radius(model)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + BAND_STREAM - 1)
+    g = rng.generator(seed, rng.BAND, -1)
     length = max(length, 4 * R + 12)
     mid = length // 2
     lens = torch.full((n,), length)

@@ -13,7 +13,6 @@ arrays: slower, and as exact. What it finds is a `certificate.Certificate`.
 """
 import contextlib
 import functools
-import random
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from .certificate import WRONG_FILE, Certificate, merge, save
 from ..data.encoding import INT64_MAX, Encoded, ProblemEncoder, carry_chain, encode_pairs, operand_digits
+from ..common import rng as rng_streams
 from ..common.io import atomic_open
 from .search import POPULATION, search
 
@@ -51,10 +51,10 @@ def operand_chunks(lo: int, hi: int, n: int | None, seed: int, chunk: int, rank:
             i = torch.arange(start, start + size, dtype=torch.long)
             yield lo + i // m, lo + i % m
         elif 2 * hi > INT64_MAX:
-            rng = random.Random(seed * 1_000_003 + k)
+            rng = rng_streams.python_random(seed, rng_streams.CERTIFY, k)
             yield [rng.randint(lo, hi) for _ in range(size)], [rng.randint(lo, hi) for _ in range(size)]
         else:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + k)
+            g = rng_streams.generator(seed, rng_streams.CERTIFY, k)
             yield (torch.randint(lo, hi + 1, (size,), generator=g, dtype=torch.long),
                    torch.randint(lo, hi + 1, (size,), generator=g, dtype=torch.long))
 

@@ -14,9 +14,9 @@ import torch
 from tqdm import tqdm
 
 from .certify import head1_guess
+from ..common import rng
 from ..data.encoding import ProblemEncoder
 
-CELL_STREAM = 7_919  # seeds: seed * 1_000_003 + i * CELL_STREAM + j, distinct for lengths below CELL_STREAM
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Cell:
 def cell_operands(i: int, j: int, n: int, base: int, seed: int):
     """(n, i) and (n, j) digit arrays, least significant first, uniform over the numbers with exactly i
     and j digits (0 counts as a one-digit number), and their lengths."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + i * CELL_STREAM + j)
+    g = rng.generator(seed, rng.CERTIFY, i * rng.CELL + j)
 
     def draw(length):
         d = torch.randint(0, base, (n, length), generator=g)
