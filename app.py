@@ -85,7 +85,7 @@ class Adder:
 
     def attention(self, text: str):
         """Every layer and head's attention over the problem and the model's answer; None when there is none to draw."""
-        from hexadd.plots import problem_figure
+        from hexadd.inference.attention import problem_figure
         try:
             a, b, _ = self.problem(text)
         except HexaddError:

@@ -78,7 +78,7 @@ def main():
             hexadecimal.add(pairs[-1])
 
     cfg = load(TrainConfig, args.config, args.overrides) if args.model is None or args.eval == "" else None
-    from hexadd.train.devices import pick_device
+    from hexadd.common.devices import pick_device
     device = pick_device(args.device, "--device")
     import torch
     from transformers.utils import logging

@@ -5,7 +5,7 @@ digits. Run it again to continue a stopped run; --push publishes the model folde
 
   python3 lengthgen.py                                   (= make anylength)
   python3 lengthgen.py --push user/hexadd-anylength
-  python3 lengthgen.py --set training.device=cuda --set lengthgen.dir=runs/anylength-gpu
+  python3 lengthgen.py --set runtime.device=cuda --set lengthgen.dir=runs/anylength-gpu
 """
 import signal
 
@@ -27,8 +27,8 @@ def main():
         check_repo_id(args.push, ModelError)
         if get_token() is None:  # say so before training, not after it
             raise ModelError("--push: not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
-    from hexadd.train.devices import pick_device
-    pick_device(cfg.training.device)  # a missing GPU is refused before any work
+    from hexadd.common.devices import pick_device
+    pick_device(cfg.runtime.device)  # a missing GPU is refused before any work
     # A scheduler's SIGTERM stops the run like Ctrl-C: with a checkpoint, and the grid cells measured so far.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     from hexadd.experiments.lengthgen import run

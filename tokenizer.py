@@ -5,7 +5,7 @@ from pathlib import Path
 from hexadd.common import cli
 from hexadd.config.schema import TrainConfig
 from hexadd.config.files import load
-from hexadd.data.generate import dataset
+from hexadd.data import dataset
 from hexadd.common.errors import DataError
 from hexadd.data.tokenizer import digit_token_ids, train_tokenizer
 

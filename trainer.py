@@ -19,7 +19,7 @@ def main():
         args.overrides += [f"hub.repo_id={args.push}", "hub.push=true"]
     cfg = load(TrainConfig, args.config, args.overrides)
     from hexadd.train.tracking import check_available
-    check_available(cfg.training.log_with)
+    check_available(cfg.runtime.log_with)
     if cfg.hub.push:
         from huggingface_hub import get_token
         if get_token() is None:  # say so before training, not after it
@@ -27,8 +27,8 @@ def main():
 
     # What can be refused in a second is refused before the heavy imports and the data load.
     from pathlib import Path
-    from hexadd.train.devices import pick_device
-    pick_device(cfg.training.device)
+    from hexadd.common.devices import pick_device
+    pick_device(cfg.runtime.device)
     from hexadd.data.dataset import load_meta, resolve
     load_meta(resolve(cfg.data))
     if not (Path(cfg.tokenizer.dir) / "tokenizer.json").is_file():

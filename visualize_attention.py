@@ -50,7 +50,7 @@ def main():
     logging.disable_progress_bar()
     from hexadd.inference.decoding import check_fits
     from hexadd.inference.loading import load_model
-    from hexadd.plots import problem_attention
+    from hexadd.inference.attention import problem_attention
 
     model, tok = load_model(model_arg, args.revision)
     c = model.config

@@ -41,7 +41,7 @@ from hexadd.common.io import atomic_open, write_json
 # on both cores here: 30 such runs would not fit in 2 h. At this scale the baseline stopped by its own rule
 # at step 1,400 of a 1,500-step schedule, 240 s from launch with the default evaluation sizes (seed 0).
 SCALE = ["data.numbers.max_operand=999", "data.problems.count=100000", "train.training.max_steps=1000",
-         "train.training.fresh_eval=2000", "train.training.stop_gate=20000"]
+         "train.checks.fresh_eval=2000", "train.checks.stop_gate=20000"]
 BUDGET_S = 150
 SEEDS = [0, 1, 2]
 CERTIFY = 100_000
@@ -49,8 +49,8 @@ DECODE_SAMPLE = 2_000
 # A short schedule that ends by itself on an idle machine; the budget is there for a busy one, where one
 # thread also keeps its pace (two threads on two shared cores ran 5x slower than one here).
 QUICK = {"seeds": [0], "budget": 60, "certify": 2_000, "decode_sample": 500,
-         "set": ["data.problems.count=30000", "train.training.max_steps=100", "train.training.eval_interval=50",
-                 "train.training.threads=1"]}
+         "set": ["data.problems.count=30000", "train.training.max_steps=100", "train.checks.eval_interval=50",
+                 "train.runtime.threads=1"]}
 GRACE_S = 120  # after SIGTERM: time to reach a step boundary (a stopping gate may be under way) and checkpoint
 ENDED = re.compile(r"^stopped at step (\d+) by (.+)$", re.M)
 INTERRUPTED = re.compile(r"interrupted: stopped at step (\d+)")
@@ -111,7 +111,7 @@ def main(argv=None):
                          args.budget, args.certify, args.decode_sample)
         results["rows"][row.name] = {"label": row.label, "claim": row.claim, "source": _shown(Path(row.source)),
                                      "data": row.data, "train": row.train, "fingerprint": fp,
-                                     # resolved, before the runner sets folders, seed and training.certify=0
+                                     # resolved, before the runner sets folders, seed and checks.certify=0
                                      "config": {"data": to_dict(data_cfg), "train": to_dict(train_cfg)}}
         plan += [(seed, row, data_cfg, train_cfg, fp) for seed in args.seeds]
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (kv[0] != BASELINE, kv[0])))
@@ -183,7 +183,7 @@ def prepare_data(data_cfg, out: Path) -> Path:
 
 
 def prepare_tokenizer(data_dir: Path, vocab_size: int | None, out: Path) -> Path:
-    from hexadd.data.generate import dataset
+    from hexadd.data import dataset
     from hexadd.data.tokenizer import train_tokenizer
     folder = out / "tokenizers" / fingerprint(data_dir.name, vocab_size)
     if not (folder / "tokenizer.json").is_file():
@@ -206,7 +206,7 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
     folder.mkdir(parents=True)
     train_cfg.data.dir, train_cfg.tokenizer.dir = str(data_dir), str(tok_dir)
     train_cfg.output.model_dir, train_cfg.output.run_dir = str(folder / "model"), str(folder / "run")
-    train_cfg.training.seed, train_cfg.training.certify = seed, 0  # the runner certifies every run the same way
+    train_cfg.training.seed, train_cfg.checks.certify = seed, 0  # the runner certifies every run the same way
     train_cfg.hub.push = False
     import yaml
     with atomic_open(folder / "train_config.yaml") as f:
@@ -237,7 +237,7 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
     if record["outcome"] != FAILED and not (folder / "model/model.safetensors").is_file():
         record.update(outcome=FAILED, error=f"no model saved by step {record['steps']} (no evaluation yet)")
     if record["outcome"] != FAILED:
-        record.update(measure(folder / "model", args.certify, args.decode_sample, train_cfg.training.device))
+        record.update(measure(folder / "model", args.certify, args.decode_sample, train_cfg.runtime.device))
     record["wall_s"] = time.perf_counter() - t0
     record["commit"] = commit()
     return record
@@ -275,7 +275,7 @@ def measure(model_dir: Path, n: int, sample: int, device: str) -> dict:
     from hexadd.verify.certificate import summary
     from hexadd.verify.certify import certify_distributed, operand_chunks
     from hexadd.inference.decoding import decode, default_mode
-    from hexadd.train.devices import pick_device
+    from hexadd.common.devices import pick_device
     from hexadd.inference.loading import load_model
     from hexadd.data.numbers import format_problem
     from transformers.utils import logging

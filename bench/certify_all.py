@@ -30,7 +30,7 @@ def main():
     logging.disable_progress_bar()
     from hexadd.verify.certificate import report
     from hexadd.verify.certify import certify
-    from hexadd.train.devices import pick_device
+    from hexadd.common.devices import pick_device
     from hexadd.inference.loading import load_model
 
     device = pick_device(args.device)

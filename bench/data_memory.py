@@ -44,7 +44,7 @@ def train(tree: Path, work: Path, steps: int, tag: str) -> dict:
     cmd = [sys.executable, str(tree / "trainer.py"), "--config", str(tree / "train_config.yaml"),
            "--set", f"data.dir={work / 'data'}", "--set", f"tokenizer.dir={work / 'tokenizer'}",
            "--set", f"output.model_dir={work / f'model-{tag}'}", "--set", f"output.run_dir={run_dir}",
-           "--set", f"training.max_steps={steps}", "--set", "training.certify=0", "--set", "training.early_stop=false"]
+           "--set", f"training.max_steps={steps}", "--set", "checks.certify=0", "--set", "checks.early_stop=false"]
     launched = time.time()
     log = work / f"trainer-{tag}.log"
     with open(log, "w") as out:
@@ -108,7 +108,7 @@ def main():
           f"training speed ratio {ratio:.3f}; start-up {summary['baseline']['start_up_s']:.1f}s -> "
           f"{summary['this tree']['start_up_s']:.1f}s (medians of {args.repeats})")
     # This tree's runs: data_config.yaml as is, the trainer with the overrides train() gives it.
-    config = resolved_config(train=[f"training.max_steps={args.steps}", "training.certify=0", "training.early_stop=false"])
+    config = resolved_config(train=[f"training.max_steps={args.steps}", "checks.certify=0", "checks.early_stop=false"])
     save("data_memory", {"baseline": args.baseline, "steps": args.steps, "runs": runs, "median": summary,
                          "speed_ratio": ratio}, config=config)
 

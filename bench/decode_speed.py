@@ -20,7 +20,7 @@ from common import ROOT, model_config, need_data, save
 
 
 def unseen_problems(n: int, seed: int = 1) -> list[tuple[int, int]]:
-    from hexadd.data.generate import dataset
+    from hexadd.data import dataset
     from hexadd.data.generate import unordered
     meta = dataset.load_meta(ROOT / "data")
     train = dataset.load(ROOT / "data")["train"]

@@ -19,7 +19,7 @@ def main():
     p.add_argument("--name", required=True, help="results file name under bench/results/")
     args = p.parse_args()
 
-    from hexadd.verify.certify import head1_guess
+    from hexadd.verify.verdicts import head1_guess
     from hexadd.data.encoding import ProblemEncoder
     from hexadd.verify.grids import cell_operands, first_wrong
     from hexadd.inference.loading import load_model

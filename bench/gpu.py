@@ -25,8 +25,8 @@ def run(cmd, **kw):
 def train(name, config, work: Path, device: str, extra=()):
     model_dir, run_dir = work / f"model-{name}", work / f"run-{name}"
     sets = ["--config", str(config), "--set", f"data.dir={work / 'data'}", "--set", f"tokenizer.dir={work / 'tokenizer'}",
-            "--set", f"output.model_dir={model_dir}", "--set", f"output.run_dir={run_dir}", "--set", f"training.device={device}",
-            "--set", "training.certify=1000000", *extra]
+            "--set", f"output.model_dir={model_dir}", "--set", f"output.run_dir={run_dir}", "--set", f"runtime.device={device}",
+            "--set", "checks.certify=1000000", *extra]
     launched = time.time()
     proc, wall = run(["trainer.py", *sets])
     print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", flush=True)
@@ -70,14 +70,14 @@ def main():
     data_sets, train_sets = [], []
     if args.dry_run:
         data_sets = ["--set", "numbers.max_operand=99", "--set", "problems.exhaustive=true"]
-        train_sets = ["--set", "training.max_steps=60", "--set", "training.eval_interval=30", "--set", "model.n_layer=1",
-                      "--set", "training.certify=2000"]
+        train_sets = ["--set", "training.max_steps=60", "--set", "checks.eval_interval=30", "--set", "model.n_layer=1",
+                      "--set", "checks.certify=2000"]
         args.sample_6m = "2000"
     train_sets += [a for o in args.overrides for a in ("--set", o)]
     result = {"overrides": args.overrides, "default_overrides": args.default_set, "gpu": torch.cuda.get_device_name(0) if not args.dry_run else "none (dry run)", "torch": torch.__version__}
     plain = [s for s in train_sets if s != "--set"]
     data_plain = [s for s in data_sets if s != "--set"]
-    common = ["training.certify=1000000", f"training.device={device}"]
+    common = ["checks.certify=1000000", f"runtime.device={device}"]
     config = {"default": resolved_config(train=common + plain + args.default_set, data=data_plain),
               "6.4M": resolved_config(train=common + plain, data=data_plain,
                                       train_file=ROOT / "configs" / "reference-6.4M.yaml")}

@@ -20,9 +20,9 @@ from common import ROOT, resolved_config, save
 
 DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=true", "problems.held_out_fraction=0.1"]
 MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_positions=16", "training.batch_size=64",
-         "training.learning_rate=0.003", "training.max_steps=1200", "training.eval_interval=50",
-         "training.checkpoint_interval=50", "training.early_stop=false", "training.fresh_eval=2000",
-         "training.certify=0", "training.threads=1"]
+         "training.learning_rate=0.003", "training.max_steps=1200", "checks.eval_interval=50",
+         "runtime.checkpoint_interval=50", "checks.early_stop=false", "checks.fresh_eval=2000",
+         "checks.certify=0", "runtime.threads=1"]
 
 
 def sets(overrides):

@@ -26,7 +26,7 @@ def run_one(work: Path, name: str, overrides: list[str], seed: int, device: str,
     model_dir, run_dir = work / f"model-{tag}", work / f"run-{tag}"
     cmd = [sys.executable, "trainer.py", "--set", f"data.dir={work / 'data'}", "--set", f"tokenizer.dir={work / 'tokenizer'}",
            "--set", f"output.model_dir={model_dir}", "--set", f"output.run_dir={run_dir}",
-           "--set", f"training.device={device}", "--set", f"training.seed={seed}", "--set", f"training.certify={certify}",
+           "--set", f"runtime.device={device}", "--set", f"training.seed={seed}", "--set", f"checks.certify={certify}",
            *[a for o in common + overrides for a in ("--set", o)]]
     launched = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -91,7 +91,7 @@ def write(args, variants, runs, wall):
         rs = sorted((r for r in runs if r["variant"] == name), key=lambda r: r["seed"])
         summary[name] = {"wrong": [r["certificate"]["wrong"] for r in rs], "steps": [r["steps"] for r in rs],
                          "stopped_by": [r["stopped_by"] for r in rs]}
-    config = {name: resolved_config(train=[f"training.device={args.device}", f"training.certify={args.certify}",
+    config = {name: resolved_config(train=[f"runtime.device={args.device}", f"checks.certify={args.certify}",
                                            *args.common, *o], data=args.data_set) for name, o in variants.items()}
     config["per_run"] = {"training.seed": args.seeds}
     out = save(args.name, config=config, result={"variants": variants, "seeds": args.seeds, "device": args.device, "parallel": args.parallel,

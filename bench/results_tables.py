@@ -24,7 +24,10 @@ DOCS = ROOT / "docs" / "results.md"
 README = ROOT / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 # Keys that say where or how fast a run ran, not what it trained: left out of the recipe comparison.
-NOT_RECIPE = {"training.seed", "training.certify", "training.device", "training.threads", "training.log_with",
+NOT_RECIPE = {"training.seed", "checks.certify", "runtime.device", "runtime.threads", "runtime.log_with",
+              "runtime.checkpoint_interval", "checks.certify_search",
+              # the same keys in results recorded before the checks and runtime sections
+              "training.certify", "training.device", "training.threads", "training.log_with",
               "training.checkpoint_interval", "training.certify_search"}
 
 
@@ -106,17 +109,29 @@ def flat(d: dict, at: str = "") -> dict:
     return out
 
 
+RECIPE = ("model", "training", "checks")
+# Keys as results recorded before the checks section and the batch mixture named them.
+RENAMED = {"training.carry_share": "checks.families.carry", "training.sum_share": "checks.families.sums",
+           "training.uniform_rows": "training.mixture.uniform", "training.replay": "training.mixture.replay",
+           **{f"training.{k}": f"checks.{k}" for k in ("eval_interval", "fresh_eval", "early_stop", "stop_clean_evals",
+                                                        "stop_gate")}}
+
+
+def recipe(cfg: dict) -> dict:
+    return {RENAMED.get(k, k): v for k, v in flat({s: cfg.get(s, {}) for s in RECIPE}).items()}
+
+
 def today(root: Path) -> dict:
-    """model.* and training.* of today's train_config.yaml (the file equals the code's defaults)."""
+    """The recipe (model.*, training.*, checks.*) of today's train_config.yaml (the file equals the code's defaults)."""
     cfg = yaml.safe_load((root / "train_config.yaml").read_text())
-    return {k: v for k, v in flat({s: cfg[s] for s in ("model", "training")}).items() if k not in NOT_RECIPE}
+    return {k: v for k, v in recipe(cfg).items() if k not in NOT_RECIPE}
 
 
 def recipe_diff(train_cfg: dict | None, now: dict, limit: int = 4) -> str:
     """How a run's resolved training config differs from today's default recipe."""
     if not isinstance(train_cfg, dict) or "training" not in train_cfg:
         return "not recorded"
-    have = flat({s: train_cfg.get(s, {}) for s in ("model", "training")})
+    have = recipe(train_cfg)
     diffs = [f"{k} {have[k]} (today {v})" for k, v in now.items() if k in have and have[k] != v
              and not (isinstance(v, (int, float)) and isinstance(have[k], (int, float)) and float(have[k]) == float(v))]
     # Keys the run's code did not have yet; those that are on today (true, non-zero) first: they changed the recipe.

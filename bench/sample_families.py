@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where a nearly exact model's errors hide: wrong problems, and problems right by a thin margin, among N
 problems of each kind the trainer can draw: uniform over the range (the certificate's own sample for
-`--seed`), built around carry runs (`training.carry_share`) and with uniform column sums
-(`training.sum_share`). The margin of a problem is its smallest gap, over the answer's tokens, between head
+`--seed`), built around carry runs (`checks.families.carry`) and with uniform column sums
+(`checks.families.sums`). The margin of a problem is its smallest gap, over the answer's tokens, between head
 1's logit for the right token and the highest other one (below 0: wrong, teacher forced = greedy decoding).
 A family whose errors are too rare for N problems to show often shows in its thin margins."""
 import argparse
@@ -23,10 +23,12 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.verify.certify import head1_margin, operand_chunks
+    from hexadd.verify.certify import operand_chunks
+    from hexadd.verify.verdicts import head1_margin
     from hexadd.data.encoding import ProblemEncoder, encode_pairs
     from hexadd.inference.loading import load_model
-    from hexadd.data.samplers import fresh_pairs
+    from hexadd.common import rng
+    from hexadd.data.samplers import family_pairs
 
     torch.set_num_threads(os.cpu_count())
     model, tok = load_model(args.model)
@@ -40,8 +42,8 @@ def main():
     lo, hi = c.min_operand, c.max_operand
     uniform = torch.cat([torch.stack([a, b], 1) for a, b in operand_chunks(lo, hi, args.problems, args.seed, 4096)])
     kinds = {"uniform": uniform,
-             "carry_runs": fresh_pairs(lo, hi, args.problems, args.seed, 0, c.base, carry_share=1.0),
-             "column_sums": fresh_pairs(lo, hi, args.problems, args.seed, 0, c.base, sum_share=1.0)}
+             "carry_runs": family_pairs(lo, hi, args.problems, c.base, {"carry": 1.0}, rng.generator(args.seed, rng.FRESH)),
+             "column_sums": family_pairs(lo, hi, args.problems, c.base, {"sums": 1.0}, rng.generator(args.seed, rng.FRESH))}
     result = {"model": args.model, "problems": args.problems, "seed": args.seed, "kinds": {}}
     for kind, pairs in kinds.items():
         m = torch.cat([margins(pairs[i:i + 4096]) for i in range(0, len(pairs), 4096)])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How fast the gate's error search (hexadd/verify/search.py) finds a model's wrong problems, against sampling.
+"""How fast the error search (hexadd/verify/search.py) finds a model's wrong problems, against sampling.
 For each model: a gate sample as the trainer draws it (`--gate` problems, carry runs and column sums as the
 default config mixes them), how many it gets wrong, then `--rounds` rounds of the local search from the
 sample's thinnest problems: wrong problems found, problems evaluated, seconds. Compare with the model's
@@ -24,14 +24,16 @@ def main():
     import torch
     from transformers.utils import logging
     logging.disable_progress_bar()
-    from hexadd.config.schema import TrainingConfig
+    from hexadd.common import rng
+    from hexadd.config.schema import ChecksConfig
     from hexadd.data.encoding import ProblemEncoder
     from hexadd.inference.loading import load_model
-    from hexadd.data.samplers import GATE_STREAM, SEARCH_STREAM, fresh_margins, fresh_pairs
+    from hexadd.data.samplers import family_pairs
+    from hexadd.verify.verdicts import pair_verdicts
     from hexadd.verify.search import search
 
     torch.set_num_threads(os.cpu_count())
-    t = TrainingConfig()
+    checks = ChecksConfig()
     results = []
     for path in args.models:
         model, tok = load_model(path)
@@ -43,14 +45,14 @@ def main():
         def margins_of(pairs):
             nonlocal evaluated
             evaluated += len(pairs)
-            return fresh_margins(model, tok, encoder, pairs, 4096)
+            return pair_verdicts(model, tok, encoder, pairs, 4096)[1]
 
         t0 = time.perf_counter()
-        pairs = fresh_pairs(c.min_operand, c.max_operand, args.gate, args.seed, args.step, c.base, t.carry_share, GATE_STREAM,
-                            t.sum_share)
+        pairs = family_pairs(c.min_operand, c.max_operand, args.gate, c.base, checks.families,
+                             rng.generator(args.seed, rng.GATE, args.step))
         m = margins_of(pairs)
         t1 = time.perf_counter()
-        g = torch.Generator().manual_seed((SEARCH_STREAM + args.seed * 1_000_003 + args.step) % 2**32)
+        g = rng.generator(args.seed, rng.SEARCH, args.step)
         found, found_m = search(margins_of, pairs, m, args.rounds, c.min_operand, c.max_operand, c.base, g)
         t2 = time.perf_counter()
         wrong = found[found_m <= 0]
@@ -64,7 +66,7 @@ def main():
               f"{r['search_thinnest']:.2f}) {r['wrong_examples'][:3]}", flush=True)
     from hexadd.config.files import to_dict
     config = {"models": {path: model_config(path) for path in args.models},
-              "gate": to_dict(t)}  # the gate's carry_share and sum_share are the default TrainingConfig's
+              "gate": to_dict(checks)}  # the gate's families are the default ChecksConfig's
     save(args.name, {"seed": args.seed, "step": args.step, "models": results}, config=config)
 
 

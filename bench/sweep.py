@@ -65,7 +65,7 @@ def main():
     procs, t0 = {}, time.time()
     for name, sets in runs.items():
         cmd = [sys.executable, str(ROOT / "lengthgen.py"), "--config", str(ROOT / "configs" / "anylength.yaml"),
-               "--set", f"lengthgen.dir={work / name}", "--set", f"training.device={args.device}"]
+               "--set", f"lengthgen.dir={work / name}", "--set", f"runtime.device={args.device}"]
         cmd += [a for s in [*args.common, *sets] for a in ("--set", s)]
         log = open(work / f"{name}.log", "w")
         procs[name] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

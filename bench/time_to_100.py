@@ -35,7 +35,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             model_dir, run_dir = Path(tmp) / "model", Path(tmp) / "run"
             cmd = [sys.executable, "trainer.py", "--set", f"training.seed={seed}", "--set", f"output.model_dir={model_dir}",
-                   "--set", f"output.run_dir={run_dir}", "--set", "training.certify=0",
+                   "--set", f"output.run_dir={run_dir}", "--set", "checks.certify=0",
                    *[a for o in args.overrides for a in ("--set", o)]]
             t0, launched = time.perf_counter(), time.time()
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -73,7 +73,7 @@ def _summary(runs, args, complete):
               "certified_exact": sum(r["certificate"]["wrong"] == 0 for r in runs),
               "certify_problems": args.certify, "overrides": args.overrides, "complete": complete}
     # The trainer's config as each seed ran it (training.seed differs per run: runs[].seed).
-    config = resolved_config(train=["training.certify=0", *args.overrides], data_dir=ROOT / "data")
+    config = resolved_config(train=["checks.certify=0", *args.overrides], data_dir=ROOT / "data")
     save(args.name, result, config={**config, "per_run": {"training.seed": [r["seed"] for r in runs]}})
     return result
 

@@ -16,12 +16,12 @@ def measure(config_path, steps: int, warmup: int = 5) -> dict:
     import torch
     from hexadd.config.schema import TrainConfig
     from hexadd.config.files import load
-    from hexadd.data.samplers import Replay
+    from hexadd.train.mixture import Replay
     from hexadd.train.setup import prepare
     from hexadd.train.loop import batch_tensors, train_step
 
     cfg = load(TrainConfig, config_path, [f"data.dir={ROOT / 'data'}", f"tokenizer.dir={ROOT / 'tokenizer'}",
-                                          "training.device=cpu"])
+                                          "runtime.device=cpu"])
     run = prepare(cfg, log=lambda *_: None)
     model = run.model.train()
     t = cfg.training

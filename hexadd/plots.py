@@ -2,7 +2,6 @@
 function builds a matplotlib Figure (what the tests inspect); the others write it as a PNG, atomically, and close it."""
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
 from .common.io import atomic_path  # noqa: E402
+from .common.stats import upper_bound_95  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -154,8 +154,6 @@ def ablation_figure(summaries: list[dict], out: Path) -> Path:
 
     A model with no error is drawn at its 95% upper bound as `<`; a run that hit the time budget as `x`
     at the budget, one whose schedule ended as a square, one its stopping rule stopped as a dot."""
-    from .verify.certificate import upper_bound_95
-
     fig, (err, dur) = plt.subplots(1, 2, figsize=(11, 0.45 * len(summaries) + 1.8), sharey=True)
     marks = {"stopping rule": ("o", "stopped by its rule"), "schedule end": ("s", "schedule ended"),
              "budget": ("x", "time budget hit")}
@@ -219,66 +217,3 @@ def length_grid(accuracy: dict, max_digits: int, trained: tuple[int, int], base:
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="exact match")
     return _save(fig, out)
-
-
-@dataclass
-class ProblemAttention:
-    """What the model attends to while it reads a+b and writes its answer."""
-    shown: str                 # a+b=answer, in decimal
-    title: str
-    tokens: list[str]
-    positions: list[int]
-    attentions: list           # per layer a (H, T, T) float tensor on the CPU
-
-
-def attention_of(model, tok, a: int, b: int, answer=None) -> ProblemAttention:
-    """Run a+b (prompt plus the model's own answer: `answer`, a decoding.Answer, or plain greedy's) with eager attention."""
-    import torch
-
-    from .inference.decoding import decode
-    from .data.numbers import format_prompt
-
-    c = model.config
-    answer = answer or decode(model, tok, [(a, b)], "single")[0]
-    device = next(model.parameters()).device
-    ids = torch.tensor([tok.encode(format_prompt(a, b, c.base, c.reverse)) + tok.encode(answer.text)], device=device)  # (1, T)
-    mask = torch.ones_like(ids)
-    positions = model.position_ids(ids, mask)
-    previous = model.config._attn_implementation
-    # sdpa returns no attention weights; an eager model (as load_model leaves one on the CPU) is left untouched,
-    # so threads sharing it never see it switch.
-    if previous != "eager":
-        model.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            att = model(ids, attention_mask=mask, position_ids=positions, output_attentions=True).attentions
-    finally:
-        if previous != "eager":
-            model.set_attn_implementation(previous)
-    T = ids.shape[1]
-    if att[0].shape[-1] != T:  # a block-window model's long rows: each query's window of keys, spread out again
-        from .modeling.positions import block_window
-        window = block_window(positions, model.number_ids(ids, mask), mask, c.window)
-        att = [window.dense(x, T) for x in att]
-    tokens = tok.convert_ids_to_tokens(ids[0].tolist())
-    shown = f"{a}+{b}={answer.value if answer.value is not None else '?'}"
-    title = f"{shown}   as the model reads it: {''.join(tokens)} (base {c.base}, digits reversed)"
-    return ProblemAttention(shown, title, tokens, positions[0].tolist(), [x[0].float().cpu() for x in att])
-
-
-def problem_figure(model, tok, a: int, b: int, answer=None, layers=None, heads=None):
-    """(a+b=answer, one Figure of every layer and head's attention for that problem)."""
-    p = attention_of(model, tok, a, b, answer)
-    c = model.config
-    layers = list(range(c.n_layer)) if layers is None else layers
-    heads = list(range(c.n_head)) if heads is None else heads
-    return p.shown, grid_figure(p.attentions, p.tokens, p.positions, p.title, layers, heads)
-
-
-def problem_attention(model, tok, a: int, b: int, out_dir: Path, layers=None, heads=None) -> tuple[str, list[Path]]:
-    """Run a+b (prompt plus the model's own greedy answer) with eager attention and plot every layer into files."""
-    c = model.config
-    layers = list(range(c.n_layer)) if layers is None else layers
-    heads = list(range(c.n_head)) if heads is None else heads
-    p = attention_of(model, tok, a, b)
-    return p.shown, attention_figures(p.attentions, p.tokens, p.positions, p.title, Path(out_dir), layers, heads)

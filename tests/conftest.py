@@ -18,9 +18,9 @@ TINY_DATA = ["numbers.base=10", "numbers.max_operand=99", "problems.exhaustive=t
 # spend a quarter of this short run on the 100 one-digit + one-digit problems (80.7% held-out instead of >= 95%).
 TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_positions=16",
               "training.batch_size=64", "training.learning_rate=0.003", "training.warmup_steps=50",
-              "training.min_lr_ratio=0.1", "training.balance_lengths=false", "training.uniform_rows=0",
-              "training.max_steps=1200", "training.eval_interval=100", "training.threads=2",
-              "training.fresh_eval=2000", "training.stop_gate=10000"]
+              "training.min_lr_ratio=0.1", "training.balance_lengths=false", "training.mixture.uniform=0",
+              "training.max_steps=1200", "checks.eval_interval=100", "runtime.threads=2",
+              "checks.fresh_eval=2000", "checks.stop_gate=10000"]
 
 
 def run_script(script: str, *args: str, cwd: Path, input: str | None = None, env: dict | None = None,

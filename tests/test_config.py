@@ -43,20 +43,59 @@ def test_bad_data_config_stops_with_one_line(tmp_path, override, fragment):
     ("model.offset_scope=plus", "model.offset_scope: must be digits, answer or row"),
     ("model.window=0", "model.window: must be >= 1"),
     ("model.draft_head=tree", "model.draft_head: must be mlp or block"),
-    ("model.activation=swish", "model.activation: must be one of gelu_pytorch_tanh, gelu, relu"),
+    ("model.activation=swish", "model.activation: unknown key"),  # retired: docs/experiments.md
     ("training.ema=1", r"training.ema: must be in \[0, 1\) \(0: off\)"),
-    ("training.carry_rows=0.95", r"training.carry_rows: must be in \[0, 1\) and leave training rows beside replay"),
-    ("training.sum_share=0.6", r"training.sum_share: must be in \[0, 1 - carry_share\], got 0.6"),
-    ("training.sum_rows=0.95", r"training.sum_rows: must be in \[0, 1\) and leave training rows beside replay and carry_rows"),
-    ("training.uniform_rows=0.9", r"training.uniform_rows: must be in \[0, 1\) and leave training rows beside replay, carry_rows and sum_rows"),
-    ("training.margin=-1", r"training.margin: must be a finite number >= 0 \(0: right is enough\), got -1"),
-    ("training.stop_search=-2", "training.stop_search: must be >= 0, got -2"),
-    ("training.replay_until_right=maybe", "training.replay_until_right"),
+    ("training.mixture.uniform=0.9", r"training.mixture: the shares add up to 1; leave rows of the training file"),
+    ("training.mixture.uniform=1.5", r"training.mixture.uniform: must be in \[0, 1\), got 1.5"),
+    ("training.mixture.uniform=lots", "training.mixture.uniform: must be float, got 'lots'"),
+    ("training.mixture=[0.5]", "training.mixture: must be a mapping of names to float"),
+    ("checks.families.sums=0.6", r"checks.families: the shares add up to 1.1; at most 1"),
+    ("checks.families.carry=-0.1", r"checks.families.carry: must be in \[0, 1\], got -0.1"),
+    ("checks.eval_interval=0", "checks.eval_interval: must be >= 1"),
+    ("checks.stop_gate=-1", "checks.stop_gate: must be >= 0"),
+    ("runtime.device=tpu", "runtime.device: must be one of auto, cpu, cuda, mps"),
+    ("runtime.log_with=mlflow", "runtime.log_with: must be one of none, tensorboard, wandb"),
+    ("runtime.checkpoint_interval=0", "runtime.checkpoint_interval: must be >= 1"),
     ("hub.push=true", "hub.repo_id"),
 ])
 def test_bad_train_config_raises(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load(TrainConfig, ROOT / "train_config.yaml", [override])
+
+
+@pytest.mark.parametrize("section,name,fragment", [
+    ("training.mixture", "carry_runs", "training.mixture.carry_runs: no such row kind (known: replay, uniform, carry, sums)"),
+    ("checks.families", "uniform", "checks.families.uniform: no such family (known: carry, sums"),
+])
+def test_unknown_row_kinds_and_families_are_refused(section, name, fragment):
+    """Kinds and families are records (train/mixture.py, data/samplers.py): a name none of them has is an error
+    before training starts."""
+    from hexadd.train.mixture import check
+
+    cfg = load(TrainConfig, ROOT / "train_config.yaml", [f"{section}.{name}=0.1"])
+    with pytest.raises(ConfigError) as e:
+        check(cfg.training, cfg.checks)
+    assert fragment in str(e.value)
+
+
+def test_a_mapping_given_in_part_keeps_the_other_defaults():
+    cfg = load(TrainConfig, ROOT / "train_config.yaml", ["training.mixture.uniform=0.25"])
+    assert cfg.training.mixture == {"replay": 0.1, "uniform": 0.25}
+    assert load(TrainConfig, None, ["checks.families.sums=0"]).checks.families == {"carry": 0.5, "sums": 0.0}
+
+
+def test_training_has_few_knobs_and_resume_keys_come_from_the_fields():
+    """The recipe's optimisation knobs stay few; what a resume must match is read from field metadata, with
+    the runtime and the folders free to change."""
+    import dataclasses
+
+    from hexadd.config.schema import TrainingConfig, resume_keys
+
+    assert len(dataclasses.fields(TrainingConfig)) <= 20
+    keys = resume_keys()
+    assert ("training", "mixture") in keys and ("checks", "families") in keys and ("model", "positions") in keys
+    assert not any(section in ("runtime", "output", "data", "tokenizer", "hub") for section, _ in keys)
+    assert ("training", "grad_clip") not in keys and ("checks", "certify") not in keys and ("model", "dropout") not in keys
 
 
 def test_missing_and_malformed_config_files(tmp_path):

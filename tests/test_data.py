@@ -3,7 +3,7 @@ from collections import Counter
 from conftest import ROOT, assert_one_line_error, run_script, sets
 from hexadd.config.schema import DataConfig
 from hexadd.config.files import load
-from hexadd.data.generate import dataset
+from hexadd.data import dataset
 from hexadd.data.generate import edge_cases, generate, overlap, unordered
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from hexadd.data.generate import dataset
+from hexadd.data import dataset
 from hexadd.config.schema import DataConfig
 from hexadd.config.files import load
 from hexadd.data.generate import generate

@@ -87,7 +87,7 @@ def test_operands_longer_than_the_page_answers_are_refused(adder, monkeypatch):
 
 
 def test_attention_figure_has_every_layer_and_head(adder):
-    from hexadd.plots import attention_of
+    from hexadd.inference.attention import attention_of
     fig = adder.attention("12+34")
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 2 * 4  # the tiny model: 2 layers, 4 heads

@@ -14,8 +14,8 @@ def test_two_processes_train_as_one_group_and_write_one_set_of_outputs(tmp_path)
     cfg = ["--config", str(ROOT / "train_config.yaml")]
     assert run_main("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets(*TINY_DATA), cwd=tmp_path).returncode == 0
     assert run_main("tokenizer.py", *cfg, cwd=tmp_path).returncode == 0
-    model = [o for o in TINY_MODEL if not o.startswith("training.threads")] + ["training.threads=1",
-                                                                               "training.log_with=tensorboard"]
+    model = [o for o in TINY_MODEL if not o.startswith("runtime.threads")] + ["runtime.threads=1",
+                                                                               "runtime.log_with=tensorboard"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(ROOT / "trainer.py"), *cfg, *sets(*model)], cwd=tmp_path, capture_output=True, text=True,
@@ -44,9 +44,9 @@ def test_a_device_that_is_not_there_is_refused(tmp_path, device):
     import torch
     if device.startswith("cuda") and torch.cuda.is_available() or device == "mps" and torch.backends.mps.is_available():
         pytest.skip(f"this machine has {device}")
-    proc = run_main("trainer.py", "--config", str(ROOT / "train_config.yaml"), *sets(f"training.device={device}"),
+    proc = run_main("trainer.py", "--config", str(ROOT / "train_config.yaml"), *sets(f"runtime.device={device}"),
                       cwd=tmp_path)
-    assert_one_line_error(proc, "training.device", device.split(":")[0])
+    assert_one_line_error(proc, "runtime.device", device.split(":")[0])
     assert not (tmp_path / "runs").exists()
     proc = run_main("inference.py", "--model", str(tmp_path), "--device", device, "1+1", cwd=tmp_path)
     assert_one_line_error(proc, "--device")

@@ -14,7 +14,7 @@ PRESET = ROOT / "configs/anylength.yaml"
 # Trained on 1..2 hex digits, measured on 1..8 x 1..8: 2x, 3x and 4x are the cells 4+4, 6+6 and 8+8.
 TINY = ["numbers.max_digits=2", "problems.count=3000", "model.n_embd=32", "model.n_layer=1", "model.n_head=2",
         "model.n_positions=10", "model.max_offset=6", "training.max_steps=40", "training.warmup_steps=10",
-        "training.eval_interval=20", "training.fresh_eval=200", "training.certify=0", "training.threads=2",
+        "checks.eval_interval=20", "checks.fresh_eval=200", "checks.certify=0", "runtime.threads=2",
         "lengthgen.max_digits=8", "lengthgen.per_cell=8", "lengthgen.diagonal=16", "lengthgen.certify=300",
         "lengthgen.certify_range=[0,255]", "lengthgen.bands=3"]
 BANDS = ((1, 2), (9, 12))  # the tiny run's bands: its trained lengths, and beyond

@@ -11,7 +11,7 @@ from oracle import oracle
 from hexadd.verify.certify import certify, operand_chunks
 from hexadd.config.schema import DataConfig, TrainConfig
 from hexadd.config.files import load
-from hexadd.data.generate import dataset
+from hexadd.data import dataset
 from hexadd.data.generate import generate
 from hexadd.inference.decoding import decode
 from hexadd.data.encoding import ProblemEncoder, digits_to_int, encode_pairs, int_digits
@@ -120,7 +120,7 @@ def test_data_by_digit_count_beyond_int64(tmp_path):
                                      "problems.count=50", "problems.sampling=uniform"]))
     # Training refuses sums beyond int64 in one line, before the tokenizer is even looked for.
     from hexadd.train.setup import prepare
-    train = load(TrainConfig, None, [f"data.dir={tmp_path}", f"tokenizer.dir={tmp_path}/none", "training.device=cpu"])
+    train = load(TrainConfig, None, [f"data.dir={tmp_path}", f"tokenizer.dir={tmp_path}/none", "runtime.device=cpu"])
     with pytest.raises(DataError, match="at most 15 digits"):
         prepare(train)
 

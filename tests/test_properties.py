@@ -1,5 +1,6 @@
 """Property tests: the number format round-trips, and the parsers never fail with anything but the
 project's own one-line errors, whatever text they are given."""
+import dataclasses
 import string
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hexadd.config.schema import DataConfig, TrainConfig
-from hexadd.config.files import load
+from hexadd.config.files import from_dict, load, to_dict
 from hexadd.data.generate import read_problems
 from hexadd.common.errors import ConfigError, DataError
 from hexadd.data.numbers import (decode_number, encode_number, format_problem, num_digits, parse_decimal_problem,
@@ -59,15 +60,33 @@ key_names = st.sampled_from(["dir", "vocab_size", "n_embd", "n_layer", "batch_si
 configs = st.dictionaries(section_names, st.dictionaries(key_names, yaml_values, max_size=4) | yaml_values, max_size=4)
 
 
+def unknown_key(cls, data) -> bool:
+    """Whether `data` names a section or key that `cls` does not have, or is not a mapping of sections."""
+    if not isinstance(data, dict):
+        return True
+    sections = {f.name: f.type for f in dataclasses.fields(cls)}
+    return any(name not in sections or not isinstance(value, dict)
+               or any(key not in {f.name for f in dataclasses.fields(sections[name])} for key in value)
+               for name, value in data.items())
+
+
+def accepted(cls, cfg, data) -> None:
+    """What the loader accepted names only known keys, and is a config it accepts again unchanged."""
+    assert not unknown_key(cls, data), f"accepted {data!r}"
+    assert from_dict(cls, to_dict(cfg)) == cfg
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=configs | yaml_values, cls=st.sampled_from([TrainConfig, DataConfig]))
 def test_config_loader_raises_only_config_errors(tmp_path, data, cls):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data))
     try:
-        load(cls, path)
+        cfg = load(cls, path)
     except ConfigError as e:
         assert str(e) and "\n" not in str(e)
+    else:
+        accepted(cls, cfg, data)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -76,18 +95,25 @@ def test_config_loader_on_arbitrary_text(tmp_path, text):
     path = tmp_path / "c.yaml"
     path.write_text(text)
     try:
-        load(TrainConfig, path)
+        cfg = load(TrainConfig, path)
     except ConfigError as e:
         assert str(e) and "\n" not in str(e)
+    else:
+        accepted(TrainConfig, cfg, yaml.safe_load(text))
 
 
 @settings(max_examples=200)
-@given(override=st.text(max_size=40))
+@given(override=st.text(max_size=40) | st.builds("{}.{}={}".format, section_names, key_names, st.text(max_size=6)))
 def test_overrides_raise_only_config_errors(override):
     try:
-        load(TrainConfig, None, [override])
+        cfg = load(TrainConfig, None, [override])
     except ConfigError as e:
         assert str(e) and "\n" not in str(e)
+    else:
+        path, sep, _ = override.partition("=")
+        *sections, key = path.strip().split(".")
+        assert sep and sections, f"accepted {override!r}"
+        accepted(TrainConfig, cfg, {sections[0]: {key: None}} if len(sections) == 1 else {})
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])

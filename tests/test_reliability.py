@@ -14,8 +14,8 @@ from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
 CFG = ["--config", str(ROOT / "train_config.yaml")]
 # Short, fully deterministic runs: no early stop, checkpoints and evaluations every 20 steps.
 SHORT = ["model.n_embd=32", "model.n_layer=1", "model.n_head=2", "model.n_positions=16", "training.batch_size=32",
-         "training.max_steps=120", "training.eval_interval=20", "training.checkpoint_interval=20",
-         "training.early_stop=false", "training.fresh_eval=500", "training.certify=0", "training.threads=1"]
+         "training.max_steps=120", "checks.eval_interval=20", "runtime.checkpoint_interval=20",
+         "checks.early_stop=false", "checks.fresh_eval=500", "checks.certify=0", "runtime.threads=1"]
 
 
 @pytest.fixture(scope="module")

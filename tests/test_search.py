@@ -1,15 +1,14 @@
-"""The gate's error search: neighbours differ in one digit, the search walks to a planted error, and the gate
-replays what it finds."""
+"""The certificate's error search: neighbours differ in one digit, the search walks to a planted error; and what the
+fresh checks find wrong is replayed."""
 import json
 import types
 
 import pytest
 import torch
 
-from hexadd.verify.certify import head1_correct, head1_margin
+from hexadd.verify.verdicts import head1_correct, head1_margin
 from hexadd.data.encoding import ProblemEncoder, int64_digits
 from hexadd.inference.loading import load_model
-from hexadd.data.samplers import Replay
 from hexadd.verify.search import neighbours, search
 
 
@@ -56,28 +55,6 @@ def test_search_walks_from_thin_problems_to_a_planted_error():
     assert torch.equal(again[0], twice[0]) and torch.equal(again[1], twice[1])
 
 
-def test_gate_search_finds_what_the_sample_missed_and_replays_it(monkeypatch):
-    import hexadd.train.monitor as monitor
-
-    target = digits(torch.tensor([[37, 58]]), width=2)
-    monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, pairs, autocast=None:
-                        (digits(pairs, width=2) != target).sum(1).float() - 0.5)
-    run = types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(min_operand=0, max_operand=99, base=10)),
-                                tok=None, encoder=None, autocast=lambda: None,
-                                accelerator=types.SimpleNamespace(process_index=0, num_processes=1))
-    t = types.SimpleNamespace(stop_gate=20, seed=0, carry_share=0.0, sum_share=0.0, margin=0.0, replay=0.1, stop_search=0)
-    replay, lines = Replay(), []
-    assert monitor.gate(run, replay, 100, t, lines.append) is True  # 20 problems: 37 + 58 is not among them
-    assert lines[-1] == "step 100: stopping gate, 0 wrong of 20 fresh problems; stopping" and not len(replay)
-    t.stop_search = 4
-    assert monitor.gate(run, replay, 100, t, lines.append) is False
-    assert [37, 58] in replay.pairs.tolist() and len(replay) == 1
-    assert lines[-1].startswith("step 100: stopping gate, 0 wrong of 20 fresh problems; its error search "
-                                "(4 rounds from the 256 thinnest) found 1 wrong of ") and lines[-1].endswith("thinnest lead -0.50")
-    t.margin = 1.0  # problems one digit off (lead 0.5) are thin: they are replayed too
-    assert monitor.gate(run, Replay(), 100, t, lines.append) is False and "right by under 1 logits" in lines[-1]
-
-
 def damaged(tiny_run):
     """The tiny model with noise on its weights, so that it has some errors (it may have none of its own)."""
     model, tok = load_model(str(tiny_run / "model"))
@@ -108,52 +85,47 @@ def test_search_finds_only_a_real_models_real_errors(tiny_run):
     assert int((found_m > 0).sum()) == int((~wrong[found[:, 0] * 100 + found[:, 1]]).sum())
 
 
-def test_all_margins_puts_each_processs_share_back_in_order(monkeypatch):
-    """Two processes: each checks every other pair; both must get every margin back against its own pair, or
-    the search would keep the wrong problems."""
+def test_wrong_pairs_puts_each_processs_share_back_in_order(monkeypatch):
+    """Two processes: each checks every other pair; both must get every verdict back against its own pair, or
+    the replay would take right problems for wrong ones."""
     import accelerate.utils
 
     import hexadd.train.monitor as monitor
 
     pairs = torch.arange(14).view(7, 2)
-    monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, p, autocast=None: p[:, 0].float())
-    shares = [[0.0, 4.0, 8.0, 12.0], [2.0, 6.0, 10.0]]  # rank 0's and rank 1's, as gather_object lists them
+    monkeypatch.setattr(monitor, "pair_verdicts", lambda model, tok, enc, p, autocast=None: (p[:, 0] % 4 != 0, None))
+    shares = [[False, True, True, False], [True, False, True]]  # rank 0's (pairs 0, 2, 4, 6) and rank 1's (1, 3, 5)
     monkeypatch.setattr(accelerate.utils, "gather_object", lambda obj: shares)
     for rank in (0, 1):
         run = types.SimpleNamespace(model=None, tok=None, encoder=None, autocast=lambda: None,
                                     accelerator=types.SimpleNamespace(process_index=rank, num_processes=2))
-        assert monitor.all_margins(run, pairs).tolist() == pairs[:, 0].float().tolist()
+        assert monitor.wrong_pairs(run, pairs).tolist() == [[0, 1], [6, 7], [12, 13]]
 
 
-@pytest.mark.parametrize("until_right", [False, True])
-def test_replay_keeps_only_what_is_still_missed_when_asked(monkeypatch, until_right):
-    """With replay_until_right, each evaluation drops the replayed problems the model now gets right, so
-    replay rows go to the ones it still misses; without, the buffer only grows."""
+@pytest.mark.parametrize("replay_share", [0.1, 0.0])
+def test_evaluation_replays_the_fresh_samples_wrong_problems(monkeypatch, replay_share):
+    """Each evaluation checks a fresh sample; its wrong problems join the replay (when the mixture replays), and
+    the record counts them."""
     import hexadd.train.monitor as monitor
+    from hexadd.train.mixture import Replay
 
-    monkeypatch.setattr(monitor, "evaluate", lambda *a, **k: {"accuracy": 1.0, "errors": 0, "loss": 0.1,
-                                                                "head_losses": [0.1, 0.1]})
-    monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, p, autocast=None:
-                        torch.where(p[:, 0] == 3, -1.0, 0.5))  # 3 + b is wrong; the rest right by 0.5
-    run = types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(min_operand=4, max_operand=99, base=10)),
+    monkeypatch.setattr(monitor, "split_accuracy", lambda *a, **k: {"accuracy": 1.0, "errors": 0, "loss": 0.1,
+                                                                     "head_losses": [0.1, 0.1]})
+    monkeypatch.setattr(monitor, "pair_verdicts", lambda model, tok, enc, p, autocast=None: (p[:, 0] != 3, None))
+    run = types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(min_operand=3, max_operand=12, base=10)),
                                 held_split=None, tok=None, encoder=None, autocast=lambda: None,
                                 accelerator=types.SimpleNamespace(process_index=0, num_processes=1),
                                 scheduler=types.SimpleNamespace(get_last_lr=lambda: [1e-3]),
                                 batches=types.SimpleNamespace(batch_size=8))
     out = types.SimpleNamespace(loss=torch.tensor(0.1), head_losses=torch.tensor([0.1, 0.1]))
-    t = types.SimpleNamespace(fresh_eval=50, seed=0, carry_share=0.0, sum_share=0.0, margin=0.0, replay=0.1,
-                              replay_until_right=until_right)
+    cfg = types.SimpleNamespace(checks=types.SimpleNamespace(fresh_eval=200, families={}),
+                                training=types.SimpleNamespace(seed=0, mixture={"replay": replay_share}))
     replay = Replay()
-    replay.add(torch.tensor([[1, 2], [3, 4], [5, 6], [3, 9]]))
-    record = monitor.evaluation(run, replay, 100, t, None, out, 1.0)
-    assert record["fresh_errors"] == 0  # the fresh sample's operands are 4..99: none is missed
-    if until_right:
-        assert replay.pairs.tolist() == [[3, 4], [3, 9]] and record["replay_learnt"] == 2
-    else:
-        assert len(replay) == 4 and "replay_learnt" not in record
-    t.margin = 1.0  # right by 0.5 is thin: thin problems stay, and the fresh ones join
-    monitor.evaluation(run, replay, 200, t, None, out, 1.0)
-    assert len(replay) == (2 if until_right else 4) + 50
+    record = monitor.evaluation(run, replay, 100, cfg, None, out, 1.0)
+    wrong = record["fresh_errors"]
+    assert 5 < wrong < 40 and record["fresh_total"] == 200 and record["fresh_accuracy"] == 1 - wrong / 200  # a = 3: 1 in 10
+    assert len(replay) == (wrong if replay_share else 0) and (replay.pairs[:, 0] == 3).all()
+    assert record["replay_size"] == len(replay)
 
 
 def test_certificate_search_finds_errors_its_sample_did_not(tiny_run, tmp_path):

@@ -7,7 +7,8 @@ from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
 from hexadd.config.schema import TrainConfig
 from hexadd.config.files import load
 from hexadd.inference.loading import load_model
-from hexadd.data.splits import Batches, evaluate, length_pair_weights, load_splits
+from hexadd.data.splits import Batches, length_pair_weights, load_splits
+from hexadd.verify.verdicts import split_accuracy
 
 
 def test_tiny_model_learns_held_out_addition(tiny_run):
@@ -16,7 +17,7 @@ def test_tiny_model_learns_held_out_addition(tiny_run):
     assert metrics[-1]["accuracy"] >= 0.95, metrics[-1]
     model, tok = load_model(str(tiny_run / "model"))
     _, held = load_splits(tok, tiny_run / "data")
-    ev = evaluate(model, held)
+    ev = split_accuracy(model, held)
     assert ev["accuracy"] >= 0.95
     assert (tiny_run / "model/tokenizer.json").is_file() and (tiny_run / "model/metrics.jsonl").is_file()
     assert (tiny_run / "runs/default/config.yaml").is_file()
@@ -66,13 +67,17 @@ def test_length_pairs_are_drawn_equally_often():
     assert torch.equal(Batches(len(operands), 50, seed=1, weights=w)(150), batches(150))  # fixed by (seed, step)
 
 
+def draw(lo, hi, n, base, shares, seed=7):
+    from hexadd.data.samplers import family_pairs
+    return family_pairs(lo, hi, n, base, shares, torch.Generator().manual_seed(seed))
+
+
 @pytest.mark.parametrize("base, lo, hi", [(16, 0, 9999), (10, 0, 9999), (16, 1000, 65535)])
-def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base, lo, hi):
-    """The carry share puts digit pairs summing to base - 1 (where a carry goes through or does not) into
+def test_carry_family_has_digits_summing_to_base_minus_one(base, lo, hi):
+    """The carry family puts digit pairs summing to base - 1 (where a carry goes through or does not) into
     nearly every problem, with a carry arriving there in about a third of them; it stays in range and leaves the
     uniform part as it was."""
     from hexadd.data.encoding import add_digits, int64_digits
-    from hexadd.data.samplers import fresh_pairs
 
     def through(pairs):  # problems with a digit pair summing to base - 1, and with a carry arriving there
         da, db = (int64_digits(pairs[:, i], base, 5)[0] for i in (0, 1))
@@ -80,8 +85,8 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
         run = da + db == base - 1
         return run.any(dim=1).float().mean().item(), (run & (carry_in == 1)).any(dim=1).float().mean().item()
 
-    uniform = fresh_pairs(lo, hi, 20_000, seed=3, step=7, base=base)
-    mixed = fresh_pairs(lo, hi, 20_000, seed=3, step=7, base=base, carry_share=0.5)
+    uniform = draw(lo, hi, 20_000, base, {})
+    mixed = draw(lo, hi, 20_000, base, {"carry": 0.5})
     assert torch.equal(mixed[10_000:], uniform[10_000:]) and torch.equal(mixed[:, 0], uniform[:, 0])
     assert mixed.min() >= lo and mixed.max() <= hi
     (runs_u, carried_u), (runs_m, carried_m) = through(uniform), through(mixed[:10_000])
@@ -90,15 +95,14 @@ def test_carry_share_of_fresh_problems_has_digits_summing_to_base_minus_one(base
 
 
 @pytest.mark.parametrize("base, lo, hi", [(16, 0, 9999), (10, 0, 9999), (16, 1000, 65535)])
-def test_sum_share_of_fresh_problems_has_every_digit_sum_equally_often(base, lo, hi):
+def test_sums_family_has_every_digit_sum_equally_often(base, lo, hi):
     """Below both leading digits every column sum 0..2(base - 1) comes up about equally often, where uniform
     digits make the extremes (F+F) 16 times rarer than a middle sum; lengths and range stay, the rest as it was."""
     from hexadd.data.encoding import int64_digits
-    from hexadd.data.samplers import fresh_pairs
 
     n = 40_000
-    uniform = fresh_pairs(lo, hi, n, seed=3, step=7, base=base, carry_share=0.25)
-    mixed = fresh_pairs(lo, hi, n, seed=3, step=7, base=base, carry_share=0.25, sum_share=0.5)
+    uniform = draw(lo, hi, n, base, {"carry": 0.25})
+    mixed = draw(lo, hi, n, base, {"carry": 0.25, "sums": 0.5})
     assert torch.equal(mixed[:n // 4], uniform[:n // 4]) and torch.equal(mixed[3 * n // 4:], uniform[3 * n // 4:])
     assert mixed.min() >= lo and mixed.max() <= hi
     part = mixed[n // 4:3 * n // 4]
@@ -116,54 +120,60 @@ def test_sum_share_of_fresh_problems_has_every_digit_sum_equally_often(base, lo,
 
 def test_sample_streams_are_apart_from_each_other_and_from_the_certificate():
     """torch seeds its generator with a seed's low 32 bits only: streams far apart above them would draw the same."""
+    from hexadd.common import rng
+    from hexadd.data.samplers import family_pairs
     from hexadd.verify.certify import operand_chunks
-    from hexadd.data.samplers import FRESH_STREAM, GATE_STREAM, TRAIN_STREAM, fresh_pairs
 
+    streams = (rng.FRESH, rng.GATE, rng.TRAIN, rng.TRAIN + rng.TRAIN_KIND, rng.TRAIN + 2 * rng.TRAIN_KIND)
     for seed, step in ((0, 0), (2, 100)):
-        samples = [fresh_pairs(0, 9999, 512, seed, step, 16, 0.0, s) for s in (FRESH_STREAM, GATE_STREAM, TRAIN_STREAM)]
+        samples = [family_pairs(0, 9999, 512, 16, {}, rng.generator(seed, s, step)) for s in streams]
         a, b = next(operand_chunks(0, 9999, 512 * (step + 1), seed, 512))  # its chunk 0
         sets = [set(map(tuple, p.tolist())) for p in samples] + [set(zip(a.tolist(), b.tolist()))]
-        assert all(len(sets[i] & sets[j]) == 0 for i in range(4) for j in range(i + 1, 4))
-        assert not any(torch.equal(samples[0][:, 0], x) for x in (samples[1][:, 0], samples[2][:, 0], a))
+        assert all(len(sets[i] & sets[j]) == 0 for i in range(len(sets)) for j in range(i + 1, len(sets)))
+        assert not any(torch.equal(samples[0][:, 0], x) for x in [s[:, 0] for s in samples[1:]] + [a])
 
 
-@pytest.mark.parametrize("margin,missed,wrong", [(1.0, [1, 2, 3], 2), (0.0, [2, 3], 2), (3.0, [0, 1, 2, 3], 2)])
-def test_gate_misses_problems_answered_by_a_thin_margin(monkeypatch, margin, missed, wrong):
-    """The gate stops only when no fresh problem is wrong or right by less than `margin` logits; its misses
-    (the thin ones too) join the replay, and its line counts wrong and thin apart. A tie counts as wrong."""
+def test_gate_stops_only_on_a_sample_without_error_and_replays_the_wrong(monkeypatch):
+    """The gate stops only when no fresh problem is wrong; its wrong problems join the replay (when the mixture
+    replays), and its line counts them."""
     import types
 
     import hexadd.train.monitor as monitor
-    from hexadd.data.samplers import Replay
+    from hexadd.train.mixture import Replay
 
-    leads = torch.tensor([2.0, 0.5, -1.0, 0.0])
+    right = torch.tensor([True, True, False, False])
     seen = []
-    monkeypatch.setattr(monitor, "fresh_margins", lambda model, tok, enc, pairs, autocast=None: seen.append(pairs) or leads)
+    monkeypatch.setattr(monitor, "pair_verdicts", lambda model, tok, enc, pairs, autocast=None: (seen.append(pairs) or right, None))
     run = types.SimpleNamespace(model=types.SimpleNamespace(config=types.SimpleNamespace(min_operand=0, max_operand=99, base=10)),
                                 tok=None, encoder=None, autocast=lambda: None,
                                 accelerator=types.SimpleNamespace(process_index=0, num_processes=1))
-    t = types.SimpleNamespace(stop_gate=4, seed=0, carry_share=0.0, sum_share=0.0, margin=margin, replay=0.1, stop_search=0)
+    cfg = types.SimpleNamespace(checks=types.SimpleNamespace(stop_gate=4, families={}),
+                                training=types.SimpleNamespace(seed=0, mixture={"replay": 0.1}))
     replay, lines = Replay(), []
-    assert monitor.gate(run, replay, 100, t, lines.append) is False
-    assert replay.pairs.tolist() == seen[0][missed].tolist()
-    thin = f" and {len(missed) - wrong} right by under {margin:g} logits" if margin else ""
-    assert lines == [f"step 100: stopping gate, {wrong} wrong{thin} of 4 fresh problems"]
-    leads = torch.tensor([2.0, 3.5, 1.0, 4.0])
-    assert monitor.gate(run, replay, 200, t, lines.append) is (margin <= 1.0)
-    assert lines[-1].endswith("; stopping") is (margin <= 1.0)
+    assert monitor.gate(run, replay, 100, cfg, lines.append) is False
+    assert replay.pairs.tolist() == seen[0][2:].tolist()
+    assert lines == ["step 100: stopping gate, 2 wrong of 4 fresh problems"]
+    right = torch.tensor([True, True, True, True])
+    assert monitor.gate(run, replay, 200, cfg, lines.append) is True
+    assert lines[-1] == "step 200: stopping gate, 0 wrong of 4 fresh problems; stopping" and len(replay) == 2
+    assert not torch.equal(seen[0], seen[1])  # a fresh sample at every gate
+    cfg.training.mixture = {"replay": 0.0}
+    right = torch.tensor([False, True, True, True])
+    assert monitor.gate(run, replay, 300, cfg, lines.append) is False and len(replay) == 2  # no replay: nothing kept
 
 
-def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_path, torch_threads):
-    """A batch is training rows, then replayed errors, then `carry_rows` of it drawn anew around carry runs
-    (and `sum_rows` with uniform column sums): fixed by (seed, step), new at every step, and apart from the
-    fresh sample that checks the model."""
-    from hexadd.data.samplers import TRAIN_STREAM, Replay, fresh_pairs
-    from hexadd.train.setup import prepare
+def test_row_kinds_follow_training_rows_in_each_batch(tiny_run, tmp_path, torch_threads):
+    """A batch is training rows, then each row kind's share in KINDS' order (replayed errors, then rows drawn anew
+    by family): fixed by (seed, step), new at every step, apart from the fresh checks, and uniform rows uniform."""
+    from hexadd.common import rng
+    from hexadd.data.samplers import family_pairs
     from hexadd.train.loop import batch_tensors
+    from hexadd.train.mixture import Replay
+    from hexadd.train.setup import prepare
 
     cfg = tracked_config(tiny_run, tmp_path)
     t = cfg.training
-    t.replay, t.carry_rows, t.uniform_rows = 0.25, 0.25, 0.0
+    t.mixture = {"replay": 0.25, "carry": 0.25}
     run = prepare(cfg, log=lambda *_: None)
     replay = Replay()
     replay.add(torch.tensor([[12, 34]]))
@@ -182,22 +192,21 @@ def test_carry_rows_follow_training_rows_and_replay_in_each_batch(tiny_run, tmp_
     again = batch_tensors(run, replay, 5, t)
     assert all(torch.equal(x, y) for x, y in zip((ids, mask, labels), again))
     assert not torch.equal(operands(*batch_tensors(run, replay, 6, t)[:2])[24:], carry)
-    fresh = fresh_pairs(0, 99, 8, t.seed, 5, 10, carry_share=1.0)
+    fresh = family_pairs(0, 99, 8, 10, {"carry": 1.0}, rng.generator(t.seed, rng.FRESH, 5))
     assert not torch.equal(fresh, carry)
-    # With `sum_rows` too: training rows, replay, carry runs, then column-sum rows from the training stream.
-    t.sum_rows = 0.25
+    # Every kind: training rows, replay, uniform, carry runs, column sums, each from its own sub-stream.
+    t.mixture = {"replay": 0.125, "uniform": 0.25, "carry": 0.125, "sums": 0.125}
     mixed = operands(*batch_tensors(run, replay, 5, t)[:2])
-    drawn = fresh_pairs(0, 99, 16, t.seed, 5, 10, 0.5, TRAIN_STREAM, 0.5)
-    assert len(mixed) == 32 and (mixed[8:16] == torch.tensor([12, 34])).all()
-    assert torch.equal(mixed[16:], drawn)
-    # With `uniform_rows` too: the drawn rows end with plain uniform ones, from the same draw.
-    t.replay, t.carry_rows, t.sum_rows, t.uniform_rows = 0.25, 0.125, 0.125, 0.25
-    mixed = operands(*batch_tensors(run, replay, 5, t)[:2])
-    drawn = fresh_pairs(0, 99, 16, t.seed, 5, 10, 0.25, TRAIN_STREAM, 0.25)
-    assert len(mixed) == 32 and (mixed[8:16] == torch.tensor([12, 34])).all()
-    assert torch.equal(mixed[16:], drawn)
-    plain = fresh_pairs(0, 99, 16, t.seed, 5, 10, stream=TRAIN_STREAM)
-    assert torch.equal(drawn[8:], plain[8:]) and not torch.equal(drawn[:8], plain[:8])  # untouched by carry runs and sums
+    kind = [family_pairs(0, 99, k, 10, shares, rng.generator(t.seed, rng.TRAIN + i * rng.TRAIN_KIND, 5))
+            for i, (k, shares) in enumerate([(8, {}), (4, {"carry": 1.0}), (4, {"sums": 1.0})])]
+    assert len(mixed) == 32 and (mixed[12:16] == torch.tensor([12, 34])).all()
+    assert torch.equal(mixed[16:], torch.cat(kind))
+    # Uniform rows are uniform: over 200 steps, each tens digit of either operand about equally often.
+    t.mixture = {"uniform": 0.5}
+    drawn = torch.cat([operands(*batch_tensors(run, Replay(), s, t)[:2])[16:] for s in range(200)])
+    counts = torch.bincount((drawn // 10).flatten(), minlength=10).float()
+    assert len(drawn) == 3200 and counts.min() > 0.85 * counts.mean() and counts.max() < 1.15 * counts.mean()
+    assert abs(drawn.float().mean().item() - 49.5) < 1.5
 
 
 def test_unweighted_batches_are_an_epoch_permutation():
@@ -209,9 +218,9 @@ def test_unweighted_batches_are_an_epoch_permutation():
 
 # A short in-process run on the tiny fixture's data: evaluations every 5 steps, checkpoints every 10.
 TRACKED = ["model.n_embd=32", "model.n_layer=1", "model.n_head=2", "model.n_positions=16", "training.batch_size=32",
-           "training.max_steps=30", "training.eval_interval=5", "training.checkpoint_interval=10",
-           "training.early_stop=false", "training.fresh_eval=500", "training.certify=0", "training.threads=1",
-           "training.log_with=tensorboard"]
+           "training.max_steps=30", "checks.eval_interval=5", "runtime.checkpoint_interval=10",
+           "checks.early_stop=false", "checks.fresh_eval=500", "checks.certify=0", "runtime.threads=1",
+           "runtime.log_with=tensorboard"]
 
 
 def tracked_config(tiny_run, out):
@@ -266,7 +275,7 @@ def test_tensorboard_holds_each_evaluation_once_across_a_crash_and_resume(tiny_r
     assert [e.value for e in events.Scalars("head_losses/2")] == pytest.approx(
         [metrics[s]["head_losses"][1] for s in steps])
     hparams = [yaml.safe_load(p.read_text()) for p in (run / "tensorboard").glob("*/hparams.yml")]
-    assert len(hparams) == 2 and all(h["model.n_embd"] == 32 and h["training.log_with"] == "tensorboard" and
+    assert len(hparams) == 2 and all(h["model.n_embd"] == 32 and h["runtime.log_with"] == "tensorboard" and
                                      h["hub.repo_id"] == "null" for h in hparams)
 
 
@@ -281,13 +290,13 @@ def test_a_tracker_that_is_not_installed_is_refused_in_one_line(tiny_run, tmp_pa
     with pytest.raises(ConfigError, match=r"tensorboard is not installed; run `pip install tensorboard==\d"):
         train(tracked_config(tiny_run, tmp_path))
     assert not (tmp_path / "run").exists()
-    monkeypatch.setattr(sys, "argv", ["trainer.py", *sets("training.log_with=wandb")])
+    monkeypatch.setattr(sys, "argv", ["trainer.py", *sets("runtime.log_with=wandb")])
     monkeypatch.chdir(tmp_path)  # no data here: the tracker is refused before the data is looked for
     with pytest.raises(SystemExit) as exit:
         trainer.entry()
     err = capsys.readouterr().err
     assert exit.value.code == 2 and err.count("\n") == 1
-    assert err.startswith("error: training.log_with: wandb is not installed; run `pip install wandb`")
+    assert err.startswith("error: runtime.log_with: wandb is not installed; run `pip install wandb`")
 
 
 def test_later_heads_weigh_head_weight_against_head_one():
@@ -299,27 +308,33 @@ def test_later_heads_weigh_head_weight_against_head_one():
     assert weighted_loss(losses[:1], 0.25).item() == pytest.approx(2.0)            # one head: its own loss
 
 
-def test_a_checkpoint_from_before_head_weight_resumes_only_at_the_plain_mean(tmp_path):
-    """Checkpoints written before training.head_weight, model.offset_scope and model.number_embedding existed
-    were trained with the plain mean (1.0), with `+` at 0 (digits) and without number embeddings."""
-    from hexadd.train.checkpoints import check_resumable
+def test_resume_matches_the_keys_field_metadata_names(tmp_path):
+    """A resume must share every key of model, training and checks that field metadata does not mark free; the
+    runtime, the folders and the free keys may change; a checkpoint without a key it needs is from an older
+    version and is refused as one."""
+    from hexadd.common.errors import ConfigError, DataError
     from hexadd.config.files import to_dict
-    from hexadd.common.errors import ConfigError
-    config = to_dict(load(TrainConfig, ROOT / "train_config.yaml", ["model.number_embedding=false"]))
-    saved = json.loads(json.dumps(config))
-    del saved["training"]["head_weight"], saved["model"]["offset_scope"], saved["model"]["number_embedding"]
+    from hexadd.train.checkpoints import check_resumable
+    config = to_dict(load(TrainConfig, ROOT / "train_config.yaml"))
     (tmp_path / "checkpoint-10").mkdir()
-    (tmp_path / "checkpoint-10/trainer_state.json").write_text(json.dumps({"config": saved}))
     (tmp_path / "latest.json").write_text(json.dumps({"checkpoint": "checkpoint-10"}))
-    assert check_resumable(tmp_path, config) == tmp_path / "checkpoint-10"
-    config["training"]["head_weight"] = 0.25
-    with pytest.raises(ConfigError, match="training.head_weight is 0.25 .* trained with 1.0"):
-        check_resumable(tmp_path, config)
-    config["training"]["head_weight"] = 1.0
-    config["model"]["offset_scope"] = "row"
-    with pytest.raises(ConfigError, match="model.offset_scope is 'row' .* trained with 'digits'"):
-        check_resumable(tmp_path, config)
-    config["model"]["offset_scope"] = "digits"
-    config["model"]["number_embedding"] = True         # today's default: an old run is not resumed as one
-    with pytest.raises(ConfigError, match="model.number_embedding is True .* trained with False"):
+
+    def saved_as(saved):
+        (tmp_path / "checkpoint-10/trainer_state.json").write_text(json.dumps({"config": saved}))
+
+    saved_as(config)
+    free = json.loads(json.dumps(config))
+    free["runtime"]["threads"], free["checks"]["certify"], free["training"]["grad_clip"] = 1, 0, 0.5
+    free["output"]["model_dir"], free["model"]["dropout"] = "elsewhere", 0.1
+    assert check_resumable(tmp_path, free) == tmp_path / "checkpoint-10"
+    for section, key, value in (("training", "head_weight", 0.25), ("training", "mixture", {"replay": 0.1}),
+                                ("checks", "families", {"carry": 0.5, "sums": 0.0}), ("model", "offset_scope", "row")):
+        changed = json.loads(json.dumps(config))
+        changed[section][key] = value
+        with pytest.raises(ConfigError, match=f"{section}.{key} is .* but the checkpoint in .* was trained with"):
+            check_resumable(tmp_path, changed)
+    older = json.loads(json.dumps(config))
+    del older["checks"]
+    saved_as(older)
+    with pytest.raises(DataError, match=r"written by an older version \(no checks.fresh_eval\)"):
         check_resumable(tmp_path, config)

@@ -10,9 +10,9 @@ from .errors import HexaddError
 EXIT_USAGE = 2
 
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]  # hexadd/common/cli.py -> the checkout
 EXAMPLES = {"data_config.yaml": "problems.count=20000", "train_config.yaml": "training.batch_size=64",
-            "configs/anylength.yaml": "training.device=cuda"}
+            "configs/anylength.yaml": "runtime.device=cuda"}
 
 
 def default_config(name: str) -> str:

@@ -7,8 +7,6 @@ them, away from certification's index range (for seeds below a thousand).
 """
 import random
 
-import torch
-
 STRIDE = 1_000_003
 
 CERTIFY = 0              # the certificate's chunks (index: chunk); the length grid's cells (index: cell)
@@ -17,6 +15,7 @@ BAND = 104_729           # length bands (index: band * 100 + family; -1 the loca
 FRESH = 1 << 30          # the fresh checks at each evaluation (index: step)
 GATE = 2 << 30           # the stopping gate (index: step)
 TRAIN = 3 << 30          # rows of training batches drawn anew (index: step)
+TRAIN_KIND = 1 << 27     # ... each row kind a sub-stream this far from the previous one's
 # The gate's error search draws which neighbours to try, not a sample to measure, so it may share the
 # gate's quarter (halfway in, apart from it for seeds below about 500).
 SEARCH = GATE + (1 << 29)
@@ -27,7 +26,9 @@ def seed_of(seed: int, stream: int, index: int = 0) -> int:
     return (stream + seed * STRIDE + index) % 2**32
 
 
-def generator(seed: int, stream: int, index: int = 0) -> torch.Generator:
+def generator(seed: int, stream: int, index: int = 0):
+    """A torch.Generator for (seed, stream, index). torch is imported here: data_generator.py never needs it."""
+    import torch
     return torch.Generator().manual_seed(seed_of(seed, stream, index))
 
 
@@ -35,8 +36,9 @@ def python_random(seed: int, stream: int, index: int = 0) -> random.Random:
     return random.Random(seed_of(seed, stream, index))
 
 
-def epoch_order(seed: int, epoch: int) -> torch.Generator:
-    """The order of the training file's rows in an epoch."""
+def epoch_order(seed: int, epoch: int):
+    """The order of the training file's rows in an epoch (a torch.Generator)."""
+    import torch
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 

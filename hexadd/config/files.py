@@ -1,5 +1,5 @@
 """Config files: YAML (safe loader) plus `--set section.key=value` overrides, read into the typed
-dataclasses of config.py. An unknown key, a wrong type or an impossible value is a ConfigError naming the key.
+dataclasses of schema.py. An unknown key, a wrong type or an impossible value is a ConfigError naming the key.
 """
 import dataclasses
 import types
@@ -14,6 +14,8 @@ from ..common.errors import ConfigError
 def _type_name(tp) -> str:
     if typing.get_origin(tp) is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) is dict:
+        return f"a mapping of names to {_type_name(typing.get_args(tp)[1])}"
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     name = " or ".join(a.__name__ for a in args) if args else tp.__name__
     return name + (" or null" if type(None) in typing.get_args(tp) else "")
@@ -27,6 +29,9 @@ def _coerce(value, tp, key):
             return None
         raise ConfigError(f"{key}: must be {_type_name(tp)}, got null")
     for t in allowed:
+        if typing.get_origin(t) is dict and isinstance(value, dict):
+            key_type, value_type = typing.get_args(t)
+            return {_coerce(k, key_type, key): _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
         if typing.get_origin(t) is list and isinstance(value, list):
             return [_coerce(v, typing.get_args(t)[0], f"{key}[{i}]") for i, v in enumerate(value)]
         if t is bool and isinstance(value, bool):
@@ -56,9 +61,12 @@ def from_dict(cls, data, at: str = ""):
             where = f"{at}.{key}" if at else str(key)
             raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(names))})")
     values = {}
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING}
     for name in names & data.keys():
         tp, where = hints[name], f"{at}.{name}" if at else name
         values[name] = from_dict(tp, data[name], where) if dataclasses.is_dataclass(tp) else _coerce(data[name], tp, where)
+        if typing.get_origin(tp) is dict:  # a mapping given in part keeps the defaults' other entries
+            values[name] = {**defaults[name], **values[name]}
     obj = cls(**values)
     for f in dataclasses.fields(obj):
         sub = getattr(obj, f.name)

@@ -1,16 +1,33 @@
 """The two configs, data_config.yaml and train_config.yaml, as typed dataclasses: their sections, keys,
-defaults and checks. Reading them from YAML with `--set` overrides is config_files.py.
+defaults and checks. Reading them from YAML with `--set` overrides is files.py. Field metadata says what a resumed run must match (resume_keys).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+from ..common.devices import DEVICES, PRECISIONS
 from ..common.errors import ConfigError
+from ..modeling.schemes import SCHEMES
 
-POSITION_SCHEMES = ("block", "learned", "sinusoidal", "block_sinusoidal", "block_relative")
-BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")  # positions restart at every number
 OFFSET_MODES = ("batch", "sample")
-ACTIVATIONS = ("gelu_pytorch_tanh", "gelu", "relu")  # transformers names
 OFFSET_SCOPES = ("digits", "answer", "row")
 DRAFT_HEADS = ("mlp", "block")
+
+
+# Resume: a key whose field carries FREE may differ between a run and the checkpoint it resumes from; every other
+# key of a RESUMED section must match (the optimizer state and the data order would stop meaning what they meant).
+FREE = {"resume": False}
+RESUMED = {"resume": True}
+
+
+def free(default, **kwargs):
+    return field(default=default, metadata=FREE, **kwargs)
+
+
+def shares(at: str, values: dict[str, float], total_below: float, what: str) -> None:
+    for name, share in values.items():
+        if not 0 <= share < 1:
+            raise ConfigError(f"{at}.{name}: must be in [0, 1), got {share}")
+    if sum(values.values()) >= total_below:
+        raise ConfigError(f"{at}: the shares add up to {sum(values.values()):g}; {what}")
 
 
 # ---------------------------------------------------------------- data_config.yaml
@@ -106,8 +123,7 @@ class ModelConfig:
     offset_per: str = "batch"  # one random offset per batch (Abacus's code) or per sample (Position Coupling's)
     offset_scope: str = "digits"  # shift digits only, `+` at 0 (Abacus) or the whole row (Position Coupling)
     number_embedding: bool = True  # embed which number a token is in (first operand, second, answer)
-    activation: str = "gelu_pytorch_tanh"  # the MLP's: GPT-2's tanh GELU, exact GELU, or ReLU (README)
-    dropout: float = 0.0
+    dropout: float = free(0.0)
 
     def validate(self, at):
         for key in ("n_embd", "n_layer", "n_head", "n_positions"):
@@ -117,8 +133,8 @@ class ModelConfig:
             raise ConfigError(f"{at}.n_embd: {self.n_embd} is not divisible by n_head {self.n_head}")
         if not 1 <= self.n_predict <= 4:
             raise ConfigError(f"{at}.n_predict: must be between 1 and 4, got {self.n_predict}")
-        if self.positions not in POSITION_SCHEMES:
-            raise ConfigError(f"{at}.positions: must be one of {', '.join(POSITION_SCHEMES)}, got {self.positions!r}")
+        if self.positions not in SCHEMES:
+            raise ConfigError(f"{at}.positions: must be one of {', '.join(SCHEMES)}, got {self.positions!r}")
         if self.draft_head not in DRAFT_HEADS:
             raise ConfigError(f"{at}.draft_head: must be mlp or block, got {self.draft_head!r}")
         if self.window < 1:
@@ -129,14 +145,13 @@ class ModelConfig:
             raise ConfigError(f"{at}.offset_per: must be batch or sample, got {self.offset_per!r}")
         if self.offset_scope not in OFFSET_SCOPES:
             raise ConfigError(f"{at}.offset_scope: must be digits, answer or row, got {self.offset_scope!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"{at}.activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{at}.dropout: must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
 class TrainingConfig:
+    """The optimisation: what is learnt, from which rows, in which order."""
     batch_size: int = 128
     learning_rate: float = 2e-3
     min_lr_ratio: float = 0.01
@@ -144,69 +159,26 @@ class TrainingConfig:
     max_steps: int | None = 2200
     epochs: float | None = None
     weight_decay: float = 0.1
-    grad_clip: float = 1.0
+    grad_clip: float = free(1.0)
     head_weight: float = 1.0
     balance_lengths: bool = True
-    eval_interval: int = 100
-    fresh_eval: int = 10_000
-    carry_share: float = 0.5
-    sum_share: float = 0.3
-    margin: float = 0.0
-    carry_rows: float = 0.0
-    sum_rows: float = 0.0
-    uniform_rows: float = 0.5
-    replay: float = 0.1
-    replay_until_right: bool = False
+    # Rows of each batch by kind (train/mixture.py: replay, and data/samplers.py's families), as shares of the
+    # batch; the rest come from the training file. Given keys replace the defaults' one by one.
+    mixture: dict[str, float] = field(default_factory=lambda: {"replay": 0.1, "uniform": 0.5})
     ema: float = 0.995
-    stop_clean_evals: int = 3
-    stop_gate: int = 100_000
-    stop_search: int = 0
-    certify: int = 100_000
-    certify_search: int = 10
-    checkpoint_interval: int = 500
-    early_stop: bool = True
     seed: int = 0
-    threads: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    log_with: str = "none"
 
     def validate(self, at):
-        for key in ("batch_size", "eval_interval", "checkpoint_interval"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{at}.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{at}.batch_size: must be >= 1, got {self.batch_size}")
         if self.learning_rate <= 0:
             raise ConfigError(f"{at}.learning_rate: must be > 0, got {self.learning_rate}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"{at}.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
-        if not 0 <= self.carry_share <= 1:
-            raise ConfigError(f"{at}.carry_share: must be in [0, 1], got {self.carry_share}")
-        if not 0 <= self.sum_share <= 1 - self.carry_share:
-            raise ConfigError(f"{at}.sum_share: must be in [0, 1 - carry_share], got {self.sum_share}")
-        if not 0 <= self.margin < float("inf"):
-            raise ConfigError(f"{at}.margin: must be a finite number >= 0 (0: right is enough), got {self.margin}")
-        if not 0 <= self.replay < 1:
-            raise ConfigError(f"{at}.replay: must be in [0, 1), got {self.replay}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"{at}.ema: must be in [0, 1) (0: off), got {self.ema}")
-        if not 0 <= self.carry_rows < 1 or self.replay + self.carry_rows >= 1:
-            raise ConfigError(f"{at}.carry_rows: must be in [0, 1) and leave training rows beside replay "
-                              f"(replay + carry_rows < 1), got {self.carry_rows}")
-        if not 0 <= self.sum_rows < 1 or self.replay + self.carry_rows + self.sum_rows >= 1:
-            raise ConfigError(f"{at}.sum_rows: must be in [0, 1) and leave training rows beside replay and carry_rows "
-                              f"(replay + carry_rows + sum_rows < 1), got {self.sum_rows}")
-        if not 0 <= self.uniform_rows < 1 or self.replay + self.carry_rows + self.sum_rows + self.uniform_rows >= 1:
-            raise ConfigError(f"{at}.uniform_rows: must be in [0, 1) and leave training rows beside replay, carry_rows "
-                              f"and sum_rows (their sum < 1), got {self.uniform_rows}")
-        from ..train.devices import DEVICES, PRECISIONS
-        if self.device.split(":", 1)[0] not in DEVICES:
-            raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
-        if self.precision not in ("auto", *PRECISIONS):
-            raise ConfigError(f"{at}.precision: must be auto or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        from ..train.tracking import TRACKERS
-        if self.log_with not in TRACKERS:
-            raise ConfigError(f"{at}.log_with: must be one of {', '.join(TRACKERS)}, got {self.log_with!r}")
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight", "threads", "fresh_eval", "stop_clean_evals", "stop_gate", "stop_search", "certify", "certify_search"):
+        shares(f"{at}.mixture", self.mixture, 1, "leave rows of the training file (a sum below 1)")
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "head_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
         if (self.max_steps is None) == (self.epochs is None):
@@ -215,6 +187,57 @@ class TrainingConfig:
             raise ConfigError(f"{at}.max_steps: must be >= 1, got {self.max_steps}")
         if self.epochs is not None and self.epochs <= 0:
             raise ConfigError(f"{at}.epochs: must be > 0, got {self.epochs}")
+
+
+@dataclass
+class ChecksConfig:
+    """What a run measures as it goes, when it stops, and the certificate it ends with."""
+    eval_interval: int = free(100)
+    fresh_eval: int = 10_000
+    # Problem families of each fresh check and gate sample (data/samplers.py), as shares; the rest uniform.
+    families: dict[str, float] = field(default_factory=lambda: {"carry": 0.5, "sums": 0.3})
+    early_stop: bool = free(True)
+    stop_clean_evals: int = 3
+    stop_gate: int = 100_000
+    certify: int = free(100_000)
+    certify_search: int = free(10)
+
+    def validate(self, at):
+        if self.eval_interval < 1:
+            raise ConfigError(f"{at}.eval_interval: must be >= 1, got {self.eval_interval}")
+        for key in ("fresh_eval", "stop_clean_evals", "stop_gate", "certify", "certify_search"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{at}.{key}: must be >= 0, got {getattr(self, key)}")
+        for name, share in self.families.items():
+            if not 0 <= share <= 1:
+                raise ConfigError(f"{at}.families.{name}: must be in [0, 1], got {share}")
+        if sum(self.families.values()) > 1:
+            raise ConfigError(f"{at}.families: the shares add up to {sum(self.families.values()):g}; at most 1")
+
+
+TRACKERS = ("none", "tensorboard", "wandb")
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how a run executes; none of it changes what is learnt."""
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int = 0
+    checkpoint_interval: int = 500
+    log_with: str = "none"
+
+    def validate(self, at):
+        if self.device.split(":", 1)[0] not in DEVICES:
+            raise ConfigError(f"{at}.device: must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ConfigError(f"{at}.precision: must be auto or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.log_with not in TRACKERS:
+            raise ConfigError(f"{at}.log_with: must be one of {', '.join(TRACKERS)}, got {self.log_with!r}")
+        if self.threads < 0:
+            raise ConfigError(f"{at}.threads: must be >= 0, got {self.threads}")
+        if self.checkpoint_interval < 1:
+            raise ConfigError(f"{at}.checkpoint_interval: must be >= 1, got {self.checkpoint_interval}")
 
 
 @dataclass
@@ -238,7 +261,15 @@ class HubConfig:
 class TrainConfig:
     data: TrainDataConfig = field(default_factory=TrainDataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig, metadata=RESUMED)
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata=RESUMED)
+    checks: ChecksConfig = field(default_factory=ChecksConfig, metadata=RESUMED)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     output: TrainOutputConfig = field(default_factory=TrainOutputConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+
+
+def resume_keys(cls=TrainConfig) -> list[tuple[str, str]]:
+    """(section, key) for every key a resumed run must share with its checkpoint, from the fields' metadata."""
+    return [(section.name, f.name) for section in fields(cls) if section.metadata.get("resume")
+            for f in fields(section.type) if f.metadata.get("resume", True)]

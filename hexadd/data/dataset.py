@@ -14,6 +14,7 @@ from pathlib import Path
 from ..common.errors import DataError
 from ..common.io import atomic_open, atomic_path
 from .numbers import format_problem, num_digits
+from ..hub.download import download
 
 FORMAT = 2  # 1: train.txt, held_out.txt and meta.json
 SPLITS = {"train": "train.parquet", "test": "test.parquet"}
@@ -159,5 +160,4 @@ def resolve(data_cfg) -> Path:
     """The local folder of the data: `data.dir`, or the snapshot of the Hub dataset `data.repo_id` (cached)."""
     if not getattr(data_cfg, "repo_id", None):
         return Path(data_cfg.dir)
-    from ..hub.download import download
     return download(data_cfg.repo_id, repo_type="dataset")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..common.errors import ModelError
-from .numbers import DIGITS, num_digits, to_base
+from .numbers import DIGITS, format_problem, num_digits, to_base
 from .tokenizer import separator_id
 
 INT64_MAX = 2**63 - 1
@@ -85,7 +85,6 @@ def carry_chain(da: torch.Tensor, db: torch.Tensor, base: int) -> torch.Tensor:
 
 class ProblemEncoder:
     """Turns operands (int64 tensors within [lo, hi], or digit arrays of any length) into `+A+B+C+` token tensors."""
-
     def __init__(self, tok, base: int, reverse: bool, max_operand: int):
         vocab = tok.get_vocab()
         missing = [d for d in DIGITS[:base] if d not in vocab]
@@ -157,7 +156,6 @@ def encode_pairs(tok, encoder: ProblemEncoder | None, a, b, base: int, reverse: 
             return encoder(a, b)
         width = num_digits(max(max(a), max(b)), base)
         return encoder.encode_digits(*operand_digits(a, base, width), *operand_digits(b, base, width))
-    from .numbers import format_problem
     device = a.device if isinstance(a, torch.Tensor) else None
     a, b = (x.tolist() if isinstance(x, torch.Tensor) else x for x in (a, b))
     lines = [format_problem(x, y, base, reverse) for x, y in zip(a, b)]

@@ -1,59 +1,14 @@
-"""Fresh problems during training, and the replay of the ones the model gets wrong.
-
-Held-out accuracy on 5,000 problems cannot tell 99.97% from 100%. At every evaluation the trainer
-also checks a new uniform sample of the whole operand range (seeded by step, never the
-certificate's samples); problems it gets wrong join a replay buffer, and a fraction of every later
-batch is drawn from it, so rare digit patterns get practised until they come out right.
+"""Problem families: operand pairs drawn uniformly, then some rewritten where a nearly exact model's last errors
+sit (carry runs, rare column sums). The fresh checks and the gate draw them (checks.families), and so may training
+batches (training.mixture); a family added here is available to both.
 """
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-from ..verify.certify import pair_verdicts
 from .encoding import int64_digits
 from .numbers import num_digits
-
-# Seeds of the trainer's samples: seed * 1_000_003 + step in a stream of its own. torch seeds its CPU
-# generator with a seed's low 32 bits only, so the streams sit 2^30 apart within them, away from
-# certification's seed * 1_000_003 + chunk (for seeds below a thousand).
-FRESH_STREAM = 1 << 30  # the fresh checks at each evaluation
-GATE_STREAM = 2 << 30   # the stopping gate
-TRAIN_STREAM = 3 << 30  # the carry-run rows of training batches
-# The gate's error search (search.py) draws which neighbours to try, not a sample to measure, so it may share
-# the gate's quarter (halfway in, apart from it for seeds below about 500).
-SEARCH_STREAM = GATE_STREAM + (1 << 29)
-
-
-class Replay:
-    """A bounded buffer of (a, b) pairs the model got wrong; newest kept when full."""
-
-    def __init__(self, capacity: int = 65_536):
-        self.capacity = capacity
-        self.pairs = torch.empty(0, 2, dtype=torch.long)
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def add(self, pairs: torch.Tensor) -> None:
-        self.pairs = torch.cat([self.pairs, pairs.cpu()])[-self.capacity:]
-
-    def draw(self, k: int, seed: int, step: int) -> torch.Tensor:
-        """(k, 2) pairs drawn with replacement, fixed by (seed, step): a resumed run draws the same."""
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step + 1)
-        return self.pairs[torch.randint(len(self.pairs), (k,), generator=g)]
-
-
-def fresh_pairs(lo: int, hi: int, n: int, seed: int, step: int, base: int = 16, carry_share: float = 0.0,
-                stream: int = FRESH_STREAM, sum_share: float = 0.0) -> torch.Tensor:
-    """(n, 2) operand pairs, uniform over [lo, hi]^2, except that the first `carry_share` of them have a
-    carry run (carry_runs) and the next `sum_share` have digit sums drawn uniformly (uniform_sums)."""
-    g = torch.Generator().manual_seed((stream + seed * 1_000_003 + step) % 2**32)
-    pairs = torch.randint(lo, hi + 1, (n, 2), generator=g, dtype=torch.long)
-    k = round(carry_share * n)
-    if k:
-        pairs[:k, 1] = carry_runs(pairs[:k, 0], pairs[:k, 1], lo, hi, base, g)
-    m = min(round(sum_share * n), n - k)
-    if m:
-        pairs[k:k + m] = uniform_sums(pairs[k:k + m], lo, hi, base, g)
-    return pairs
 
 
 def uniform_sums(pairs: torch.Tensor, lo: int, hi: int, base: int, g: torch.Generator, tries: int = 8) -> torch.Tensor:
@@ -116,7 +71,29 @@ def carry_runs(a: torch.Tensor, b: torch.Tensor, lo: int, hi: int, base: int, g:
     return out
 
 
-def fresh_margins(model, tok, encoder, pairs: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
-    """(N,) on the CPU: each pair's answer margin, teacher forced (certify.answer_margin; <= 0: greedy decoding
-    gets it wrong)."""
-    return pair_verdicts(model, tok, encoder, pairs, batch_size, autocast)[1]
+def carry_pairs(pairs: torch.Tensor, lo: int, hi: int, base: int, g: torch.Generator) -> torch.Tensor:
+    """`pairs` with their second operands rewritten into carry runs against the first (carry_runs)."""
+    return torch.stack([pairs[:, 0], carry_runs(pairs[:, 0], pairs[:, 1], lo, hi, base, g)], dim=1)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    rewrite: Callable | None  # (pairs, lo, hi, base, generator) -> pairs; None: uniform, as drawn
+
+
+FAMILIES = (Family("uniform", None), Family("carry", carry_pairs), Family("sums", uniform_sums))
+REWRITTEN = tuple(f.name for f in FAMILIES if f.rewrite is not None)
+
+
+def family_pairs(lo: int, hi: int, n: int, base: int, shares: dict[str, float], g: torch.Generator) -> torch.Tensor:
+    """(n, 2) operand pairs, uniform over [lo, hi]^2, of which the first round(share * n) are rewritten into the
+    first family of `shares`, the next into the second (in FAMILIES' order), and so on; the rest stay uniform."""
+    pairs = torch.randint(lo, hi + 1, (n, 2), generator=g, dtype=torch.long)
+    start = 0
+    for family in FAMILIES:
+        k = min(round(shares.get(family.name, 0.0) * n), n - start) if family.rewrite else 0
+        if k:
+            pairs[start:start + k] = family.rewrite(pairs[start:start + k], lo, hi, base, g)
+            start += k
+    return pairs

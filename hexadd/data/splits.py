@@ -1,5 +1,4 @@
 """Training data as tensors: the splits, the seeded batch order, and the teacher-forced evaluation."""
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,6 @@ from ..common.rng import epoch_order
 from . import dataset
 from .encoding import answer_labels
 from ..common.errors import DataError
-from ..modeling.model import head_targets
 from .tokenizer import separator_id
 
 ENCODING = 1  # bump when encode_split's output changes, so cached encodings are not reused
@@ -69,47 +67,6 @@ def encode_split(tok, ds, where) -> Split:
     used = int(t["attention_mask"].sum(1).max())  # digit merges make rows shorter than their characters
     return Split(t["input_ids"][:, :used].long(), t["attention_mask"][:, :used].long(), t["labels"][:, :used].long(),
                  torch.stack([t["digits_a"], t["digits_b"]], 1).long())
-
-
-@torch.no_grad()
-def evaluate(model, split: Split, batch_size: int = 512, rank: int = 0, world: int = 1, reduce=None,
-             autocast=None) -> dict:
-    """Teacher-forced pass over a split. Head-1 argmax matching every answer token is exactly what
-    greedy decoding would return, so `accuracy` is exact-match accuracy of plain greedy decoding.
-
-    In a distributed run each process takes rows rank::world and `reduce` sums the counts."""
-    was_training = model.training
-    model.eval()
-    n = model.config.n_predict
-    device = next(model.parameters()).device
-    sums = torch.zeros(2 + 2 * n, dtype=torch.float64, device=device)  # rows, answer tokens, hits per head, loss per head
-    rows = torch.arange(rank, len(split), world)
-    for i in range(0, len(rows), batch_size):
-        idx = rows[i:i + batch_size]
-        ids, mask, labels = (t[idx].to(device) for t in (split.input_ids, split.attention_mask, split.labels))
-        with autocast or contextlib.nullcontext():
-            out = model(ids, attention_mask=mask, labels=labels)
-        w = int((labels[:, 1:] != -100).sum())
-        sums[0] += len(idx)
-        sums[1] += w
-        sums[2 + n:] += out.head_losses.double() * w
-        for j, lg in enumerate(out.head_logits, 1):
-            target = head_targets(labels, j, model.config.windowed)  # (B, T-j)
-            hit = (lg[:, :-j].argmax(-1) == target) | (target == -100)
-            sums[1 + j] += hit.all(dim=1).sum()
-    model.train(was_training)
-    if reduce is not None:
-        sums = reduce(sums)
-    rows_n, tokens = sums[0].item(), max(sums[1].item(), 1.0)
-    exact = (sums[2:2 + n] / max(rows_n, 1)).tolist()
-    head_losses = (sums[2 + n:] / tokens).tolist()
-    return {
-        "accuracy": exact[0],
-        "errors": int(round(rows_n - sums[2].item())),
-        "loss": sum(head_losses) / n,
-        "head_losses": head_losses,
-        "head_exact": exact,  # head j teacher-forced, every answer token right
-    }
 
 
 class Batches:

@@ -18,7 +18,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.schema import BLOCK_SCHEMES, DataConfig, TrainConfig
+from ..config.schema import DataConfig, TrainConfig
+from ..modeling.schemes import SCHEMES
 from ..config.files import apply_override, from_dict, read_yaml, to_dict
 from ..common.errors import ConfigError
 from ..data.numbers import num_digits
@@ -27,7 +28,7 @@ BASELINE = "baseline"
 ROW_KEYS = ("label", "claim", "data", "train")
 # Set by the runner for every run: folders, the seed, the certificate.
 RUNNER_KEYS = ("data.output", "train.data", "train.tokenizer.dir", "train.output", "train.hub", "train.training.seed",
-               "train.training.certify")
+               "train.checks.certify")
 # The same in every row, so that error rates compare: changed for all rows at once with --set.
 SHARED_KEYS = ("data.numbers.min_operand", "data.numbers.max_operand")
 
@@ -120,11 +121,11 @@ def check_positions(data: DataConfig, train: TrainConfig) -> None:
         return
     base, hi, m = data.numbers.base, data.numbers.max_operand, train.model
     longest, answer = num_digits(hi, base), num_digits(2 * hi, base)
-    if m.positions in BLOCK_SCHEMES:
-        need, what = answer + m.max_offset + 1, f"a {answer}-digit number plus max_offset {m.max_offset}"
-    else:
-        need, what = 4 + 2 * longest + answer, f"the longest problem ({4 + 2 * longest + answer} tokens)"
-    if m.n_positions < need:
+    scheme = SCHEMES[m.positions]
+    need = scheme.positions_needed(answer, 4 + 2 * longest + answer, m.max_offset)
+    what = (f"a {answer}-digit number plus max_offset {m.max_offset}" if scheme.block
+            else f"the longest problem ({4 + 2 * longest + answer} tokens)")
+    if need is not None and m.n_positions < need:
         raise ConfigError(f"train.model.n_positions: {m.n_positions} cannot hold {what} in base {base}; "
                           f"need at least {need}")
 

@@ -1,7 +1,7 @@
 """Length generalization in one command: train on short numbers, then add numbers up to four times longer.
 
 One config (configs/anylength.yaml) holds the data sections (`numbers`, `problems`), the training
-sections (`model`, `training`) and `lengthgen` (the grid). The run generates the data, builds the
+sections (`model`, `training`, `checks`, `runtime`) and `lengthgen` (the grid). The run generates the data, builds the
 tokenizer, trains through the usual trainer and measures exact match on every pair of operand lengths
 1..max_digits, writing under `lengthgen.dir`: data/, tokenizer/, model/ (a normal model folder),
 train/ (checkpoints, metrics), grid_cells.json, results.json and accuracy_by_length.png. A step
@@ -14,12 +14,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.schema import (BLOCK_SCHEMES, DataConfig, DataOutputConfig, ModelConfig, NumbersConfig, ProblemsConfig,
+from ..modeling.schemes import SCHEMES
+from ..config.schema import (ChecksConfig, DataConfig, DataOutputConfig, ModelConfig, RuntimeConfig, NumbersConfig, ProblemsConfig,
                      TokenizerConfig, TrainConfig, TrainDataConfig, TrainingConfig, TrainOutputConfig)
 from ..config.files import to_dict
-from ..common.errors import ConfigError
+from ..common.errors import ConfigError, DataError
 from ..common.io import write_json
 from ..data.numbers import num_digits
+from ..train.checkpoints import check_resumable, latest
+from ..data.generate import generate
+from ..data.dataset import read_card
+from ..common.devices import pick_device
 
 RESULTS, CELLS, PROGRESS, FIGURE = "results.json", "grid_cells.json", "progress.json", "accuracy_by_length.png"
 FACTORS = (2, 3, 4)
@@ -54,6 +59,8 @@ class LengthgenConfig:
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     lengthgen: GridConfig = field(default_factory=GridConfig)
 
     @property
@@ -67,11 +74,11 @@ class LengthgenConfig:
         if top < longest:
             raise ConfigError(f"lengthgen.max_digits: {top} is shorter than the trained operands ({longest} digits)")
         # The grid's longest answer has top + 1 digits: block position top + 1 (or the whole sequence's length).
-        need = top + 2 if self.model.positions in BLOCK_SCHEMES else 4 + 3 * top + 1
-        if self.model.n_positions < need and self.model.positions != "block_relative":
+        need = SCHEMES[self.model.positions].positions_for(top, top)
+        if need is not None and self.model.n_positions < need:
             raise ConfigError(f"model.n_positions: {self.model.n_positions} cannot hold the grid's longest problem "
                               f"({top}-digit operands); need at least {need}")
-        if self.lengthgen.bands and self.model.positions != "block_relative":
+        if self.lengthgen.bands and not SCHEMES[self.model.positions].windowed:
             raise ConfigError("lengthgen.bands: only a block-window model (model.positions block_relative) runs at any length")
 
     def data(self) -> DataConfig:
@@ -80,7 +87,7 @@ class LengthgenConfig:
     def train(self) -> TrainConfig:
         d = self.lengthgen.dir
         return TrainConfig(data=TrainDataConfig(f"{d}/data"), tokenizer=TokenizerConfig(None, f"{d}/tokenizer"),
-                           model=self.model, training=self.training,
+                           model=self.model, training=self.training, checks=self.checks, runtime=self.runtime,
                            output=TrainOutputConfig(model_dir=f"{d}/model", run_dir=f"{d}/train"))
 
 
@@ -88,8 +95,8 @@ def untrained_positions(cfg: LengthgenConfig) -> str | None:
     """A note when the grid reaches block positions that training never shifts the numbers onto."""
     trained = cfg.trained[1] + 1 + cfg.model.max_offset  # the longest training answer, shifted furthest
     needed = cfg.lengthgen.max_digits + 1
-    # block_relative has no position table to leave untrained: only distances reach it.
-    if cfg.model.positions in BLOCK_SCHEMES and cfg.model.positions != "block_relative" and trained < needed:
+    scheme = SCHEMES[cfg.model.positions]
+    if scheme.block and scheme.table is not None and trained < needed:  # no table: only distances reach it
         return (f"note: training reaches block position {trained}, the grid needs {needed}: positions "
                 f"{trained + 1}..{needed} keep their initial embeddings (model.max_offset >= {needed - cfg.trained[1] - 1} trains them)")
     return None
@@ -133,10 +140,6 @@ def run(cfg: LengthgenConfig, log=print) -> dict:
 
 
 def _data(cfg: LengthgenConfig, root: Path, log) -> None:
-    from ..train.checkpoints import latest
-    from ..data.generate import generate
-    from ..data.dataset import read_card
-    from ..common.errors import DataError
 
     data = cfg.data()
     try:
@@ -164,7 +167,6 @@ def _tokenizer(cfg: LengthgenConfig) -> None:
 
 
 def _train(cfg: LengthgenConfig, root: Path, log) -> dict:
-    from ..train.checkpoints import check_resumable, latest
 
     train_cfg = cfg.train()
     run_dir, done = Path(train_cfg.output.run_dir), root / "training.json"
@@ -188,13 +190,12 @@ def _train(cfg: LengthgenConfig, root: Path, log) -> dict:
 
 
 def _grid(cfg: LengthgenConfig, root: Path, log) -> dict:
-    from ..train.devices import pick_device
     from ..verify.grids import evaluate_grid, from_json, grid_cells, to_json
     from ..inference.loading import load_model
 
     g = cfg.lengthgen
     model_dir = root / "model"
-    model, tok = load_model(str(model_dir), device=pick_device(cfg.training.device))
+    model, tok = load_model(str(model_dir), device=pick_device(cfg.runtime.device))
     # The cells measured so far count only for these weights and this grid.
     key = {"weights_sha256": hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest(),
            "max_digits": g.max_digits, "per_cell": g.per_cell, "diagonal": g.diagonal, "seed": g.seed}
@@ -219,7 +220,6 @@ def _certificate(cfg: LengthgenConfig, root: Path, log) -> dict | None:
     """certificate.json in the model folder: a uniform sample of certify_range with the error search."""
     from ..verify import certificate
     from ..verify.certify import certify
-    from ..train.devices import pick_device
     from ..inference.loading import load_model
 
     g = cfg.lengthgen
@@ -230,7 +230,7 @@ def _certificate(cfg: LengthgenConfig, root: Path, log) -> dict | None:
     lo, hi = g.certify_range
     if have and have.get("weights_sha256") == key and have.get("n") == g.certify and [have["min_operand"], have["max_operand"]] == [lo, hi]:
         return certificate.summary_of(have)
-    model, tok = load_model(str(root / "model"), device=pick_device(cfg.training.device))
+    model, tok = load_model(str(root / "model"), device=pick_device(cfg.runtime.device))
     cert = certify(model, tok, g.certify, seed=g.seed, wrong_path=root / "model" / certificate.WRONG_FILE,
                    search_rounds=10, operands=(lo, hi))
     certificate.save(cert, root / "model", extra={"weights_sha256": key})
@@ -241,7 +241,6 @@ def _certificate(cfg: LengthgenConfig, root: Path, log) -> dict | None:
 def _bands(cfg: LengthgenConfig, root: Path, log) -> dict | None:
     """bands.json in the model folder: the any-length certificate and the locality measurement."""
     from ..verify.bands import BANDS_FILE, certify_bands, locality, report, save_bands
-    from ..train.devices import pick_device
     from ..inference.loading import load_model
 
     g = cfg.lengthgen
@@ -251,7 +250,7 @@ def _bands(cfg: LengthgenConfig, root: Path, log) -> dict | None:
     have = _read_json(root / "model" / BANDS_FILE)
     if have and have.get("weights_sha256") == key and have.get("per_family") == g.bands:
         return have
-    model, tok = load_model(str(root / "model"), device=pick_device(cfg.training.device))
+    model, tok = load_model(str(root / "model"), device=pick_device(cfg.runtime.device))
     result = {"per_family": g.bands, "seed": g.seed, "weights_sha256": key,
               "bands": certify_bands(model, tok, g.bands, seed=g.seed, log=log), "locality": locality(model, tok)}
     save_bands(result, root / "model")

@@ -7,6 +7,8 @@ seed's model is certified on the same seeded uniform sample of the whole operand
 """
 import statistics
 
+from ..common.stats import upper_bound_95
+
 STOPPED, SCHEDULE, BUDGET, FAILED = "stopping rule", "schedule end", "budget", "failed"
 
 
@@ -17,7 +19,6 @@ def current_runs(results: dict, name: str) -> list[dict]:
 
 
 def summarize(results: dict) -> list[dict]:
-    from ..verify.certificate import upper_bound_95  # imports torch: not needed to refuse a bad row file
     out = []
     for name, row in results["rows"].items():
         runs = current_runs(results, name)

@@ -3,7 +3,8 @@ import json
 import math
 from pathlib import Path
 
-from ..config.schema import BLOCK_SCHEMES
+from ..modeling.schemes import SCHEMES
+from ..data.numbers import format_problem, format_prompt, num_digits
 
 
 def model_card(model_dir: Path, repo_id: str):
@@ -56,13 +57,12 @@ def model_card(model_dir: Path, repo_id: str):
                          tags=["hexadd", "arithmetic", "addition", "gpt2"], eval_results=results or None,
                          datasets=[config["dataset"]] if config.get("dataset") else None)
 
-    from ..data.numbers import format_problem, format_prompt
     a = min(4095, hi)  # FFF+1 in base 16: a carry through every digit
     example, prompt = format_problem(a, 1, base), format_prompt(a, 1, base)
     n_params = _parameter_count(model_dir)
     train_cfg = model_dir / "training_config.yaml"
     trained = (f"trained from scratch on operands {lo}..{hi} ({_digits(lo, base)}..{_digits(hi, base)} digits), that adds "
-               "integers of any length" if config.get("position_scheme") == "block_relative"
+               "integers of any length" if SCHEMES[config.get("position_scheme", "block")].windowed
                else f"trained from scratch to add integers {lo}..{hi}")
     lines = [
         f"# {repo_id}", "",
@@ -146,11 +146,11 @@ def model_card(model_dir: Path, repo_id: str):
 
 
 def _positions_line(config: dict) -> str:
-    scheme = config.get("position_scheme", "block")
-    if scheme not in BLOCK_SCHEMES:
-        return f"Position ids number the tokens 0, 1, 2, ... ({scheme} position embeddings)."
+    scheme = SCHEMES[config.get("position_scheme", "block")]
+    if not scheme.block:
+        return f"Position ids number the tokens 0, 1, 2, ... ({scheme.name} position embeddings)."
     line = "Position ids are block positions: each digit's index inside its own number, `+` gets 0."
-    if scheme == "block_relative":
+    if scheme.windowed:
         d = config.get("window", 2)
         line += (f" They reach attention only as a learned bias per layer, head and block distance: a query attends "
                  f"to the keys within ±{d} block positions of its own in each number, and to no other. There is no "
@@ -165,5 +165,4 @@ def _parameter_count(model_dir: Path) -> int:
 
 
 def _digits(n: int, base: int) -> int:
-    from ..data.numbers import num_digits
     return num_digits(n, base)

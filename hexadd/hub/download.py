@@ -1,5 +1,5 @@
 """Downloading from the Hugging Face Hub: a model or dataset repo by id, from the Hub or the local cache. Low in
-the package (loading and dataset use it); publishing (hub.py) sits on top."""
+the package (loading and dataset use it); publishing (publish.py) sits on top."""
 import re
 from pathlib import Path
 

@@ -11,9 +11,13 @@ from pathlib import Path
 
 from .download import check_repo_id, status
 from ..common.errors import DataError, ModelError
+from .card import model_card
+from ..data import dataset
+from ..common.io import atomic_open
+from ..common import cli
 
 # What a published model folder holds; anything else in it stays local.
-PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "model.py", "positions.py",
+PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "model.py", "positions.py", "schemes.py",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "README.md", "metrics.jsonl",
              "eval_results.json", "certificate.json", "certificate_wrong.txt", "bands.json", "training_config.yaml", "*.png",
              "attention_visualizations/*.png"]
@@ -23,7 +27,6 @@ PUBLISHED = ["config.json", "generation_config.json", "model.safetensors", "mode
 
 def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) -> str:
     """Upload the model folder with a generated model card. Returns the commit url."""
-    from .card import model_card
     from ..inference.loading import check_complete
 
     model_dir = Path(model_dir)
@@ -40,8 +43,6 @@ def push(model_dir: str | Path, repo_id: str, private: bool = False, log=print) 
 def push_data(data_dir: str | Path, repo_id: str, private: bool = False, log=print) -> str:
     """Upload a data folder as a dataset repo; once it is on the Hub, the local card names the repo,
     so models trained on it say where their data is. Returns the commit url."""
-    from ..data import dataset
-    from ..common.io import atomic_open
 
     data_dir = Path(data_dir)
     check_repo_id(repo_id, DataError)
@@ -160,7 +161,6 @@ def _commit_message(card) -> str:
 
 
 def main(argv=None):
-    from ..common import cli
     p = cli.parser("Publish a trained model folder, or a data folder, or the demo with a model, to the Hugging Face Hub.")
     sub = p.add_subparsers(dest="command", required=True)
     for name, what, help in (("push", "model_dir", "upload MODEL_DIR to the model repo REPO_ID with a generated model card"),

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import Cache, StaticLayer
 
-from ..modeling.model import BLOCK_SCHEMES
 from ..modeling.positions import NUMBERS, KeyTable
 from ..data.numbers import DIGITS, SEP, decode_number, format_prompt, num_digits
 from ..data.tokenizer import separator_id
@@ -29,24 +28,13 @@ class Answer:
     note: str | None = None
 
 
-def positions_needed(model, a: int, b: int) -> int:
-    """The largest position id `+A+B+C+` needs: the longest number's digit count for block positions
-    (the sum may have one digit more than the longer operand), else the whole sequence's length."""
-    c = model.config
-    la, lb = num_digits(a, c.base), num_digits(b, c.base)
-    if c.position_scheme in BLOCK_SCHEMES:
-        return max(la, lb) + 1
-    return 4 + la + lb + (max(la, lb) + 1) - 1  # four `+`, A, B and the longest C, numbered from 0
-
-
 def check_fits(model, a: int, b: int) -> None:
-    """A problem whose positions lie beyond the model's position table cannot be run at all (a block_relative
-    model has none: it reads only distances)."""
-    if model.config.position_scheme == "block_relative":
-        return
-    need = positions_needed(model, a, b)
-    if need >= model.config.n_positions:
-        raise ValueError(f"{a}+{b}: needs position {need}, but this model has positions 0..{model.config.n_positions - 1}")
+    """A problem whose positions lie beyond the model's position table cannot be run at all (a windowed model has
+    no table: it reads only distances)."""
+    c = model.config
+    need = c.scheme.positions_for(num_digits(a, c.base), num_digits(b, c.base))
+    if need is not None and need > c.n_positions:
+        raise ValueError(f"{a}+{b}: needs position {need - 1}, but this model has positions 0..{c.n_positions - 1}")
 
 
 def default_mode(model) -> str:
@@ -101,7 +89,7 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
     valid[:, :L] = torch.tensor([[0] * (L - len(e)) + [1] * len(e) for e in encoded], device=dev)
     positions, numbers = torch.zeros_like(ids), torch.zeros_like(ids)
     positions[:, :L], numbers[:, :L] = model.position_ids(ids[:, :L], valid[:, :L]), model.number_ids(ids[:, :L], valid[:, :L])
-    block = cfg.position_scheme in BLOCK_SCHEMES
+    block = cfg.scheme.block
     is_digit = torch.zeros(len(tok), dtype=torch.bool, device=dev)
     is_digit[model.digit_ids(dev)] = True
     steps = torch.arange(n + 1, device=dev)

@@ -1,7 +1,7 @@
 """GPT-2 with block position ids and n prediction heads (head j at position t predicts token t+j); the block-window
 scheme attends only to keys within a few block positions of the query, so any length runs in linear memory.
 
-Only torch, transformers and the sibling positions.py are imported: save_pretrained copies these
+Only torch, transformers and the siblings positions.py and schemes.py are imported: save_pretrained copies these
 files next to published weights, so the Hub model loads with trust_remote_code=True alone.
 """
 import inspect
@@ -18,10 +18,8 @@ from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
 from .positions import NUMBERS, block_position_ids, block_window, number_ids, sequential_position_ids, sinusoidal_table
+from .schemes import SCHEMES, Scheme
 
-BLOCK_SCHEMES = ("block", "block_sinusoidal", "block_relative")
-FIXED_SCHEMES = ("sinusoidal", "block_sinusoidal", "block_relative")  # a position table not trained
-WINDOW_SCHEME = "block_relative"  # block distances inside a window are its only positions: any length runs
 ATTENTION = "block_window"        # its attention function's name in transformers' AttentionInterface
 DENSE_KEYS = 256                  # up to this many key columns, one dense tile; beyond, each query's keys gathered
 
@@ -51,8 +49,12 @@ class HexAddConfig(GPT2Config):
     dataset: str | None = None          # the Hub dataset repo it was trained on, when there is one
 
     @property
+    def scheme(self) -> Scheme:
+        return SCHEMES[self.position_scheme]
+
+    @property
     def windowed(self) -> bool:
-        return self.position_scheme == WINDOW_SCHEME
+        return self.scheme.windowed
 
 
 def block_window_attention(module, query, key, value, attention_mask=None, dropout=0.0, scaling=None, window=None,
@@ -186,7 +188,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         self.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1)) if config.windowed else None
         self._digit_ids = None
         self.post_init()
-        if config.position_scheme in FIXED_SCHEMES:
+        if config.scheme.table != "learned":  # a fixed table, or none (windowed): not trained
             # Set after post_init: GPT2Model initializes its own table, out of reach of an _init_weights here.
             wpe = self.transformer.wpe.weight
             with torch.no_grad():
@@ -217,7 +219,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
 
     def position_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Position ids for whole rows (no offset), per the configured scheme."""
-        if self.config.position_scheme in BLOCK_SCHEMES:
+        if self.config.scheme.block:
             return block_position_ids(input_ids, self.digit_ids(input_ids.device), attention_mask)
         return sequential_position_ids(attention_mask)
 
@@ -249,7 +251,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
             if cached:
                 raise ValueError("pass position_ids when decoding with a cache: block positions depend on earlier tokens")
             position_ids = self.position_ids(input_ids, attention_mask)
-            if self.training and self.config.max_offset > 0 and self.config.position_scheme in BLOCK_SCHEMES:
+            if self.training and self.config.max_offset > 0 and self.config.scheme.block:
                 # A random shift of every digit position (Abacus): later positions get trained, so longer
                 # numbers have embeddings. Shared by a row's numbers, so equal significance stays aligned.
                 # Shifting the `+` too keeps "the next digit is at my position + 1" true for the token

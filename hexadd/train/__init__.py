@@ -1,0 +1,1 @@
+"""Layer 7: training: setup, the loop, the batch mixture, evaluations and the gate, checkpoints, tracking."""

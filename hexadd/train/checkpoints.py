@@ -10,23 +10,10 @@ import shutil
 from pathlib import Path
 
 from ..common.errors import ConfigError, DataError
+from ..config.schema import resume_keys
 from ..common.io import normal_modes, write_json
 
 LATEST = "latest.json"
-# What a resumed run must share with the run that wrote the checkpoint.
-MUST_MATCH = {"model": ("n_embd", "n_layer", "n_head", "n_positions", "n_predict", "draft_head", "positions", "window",
-                        "max_offset", "offset_per", "offset_scope", "number_embedding",
-                        "activation"),
-              "training": ("batch_size", "learning_rate", "min_lr_ratio", "warmup_steps", "max_steps", "epochs",
-                           "weight_decay", "head_weight", "balance_lengths", "seed", "replay", "replay_until_right", "fresh_eval", "carry_share",
-                           "sum_share", "margin", "carry_rows", "sum_rows", "uniform_rows", "ema", "stop_clean_evals", "stop_gate", "stop_search")}
-# What a checkpoint written before a key existed was trained with.
-BEFORE_KEY = {("training", "head_weight"): 1.0, ("model", "offset_scope"): "digits", ("model", "number_embedding"): False,
-              ("training", "carry_share"): 0.0, ("training", "carry_rows"): 0.0, ("training", "sum_share"): 0.0, ("training", "ema"): 0.0,
-              ("training", "margin"): 0.0, ("training", "sum_rows"): 0.0, ("training", "uniform_rows"): 0.0, ("training", "stop_search"): 0,
-              ("training", "replay_until_right"): False,
-              ("model", "activation"): "gelu_pytorch_tanh",
-              ("model", "draft_head"): "mlp", ("model", "window"): 2}  # unused by earlier schemes
 
 
 def latest(run_dir: Path) -> Path | None:
@@ -50,12 +37,13 @@ def check_resumable(run_dir: Path, config: dict, what: str = "--resume",
         raise DataError(f"{what}: {ckpt}/trainer_state.json is malformed") from None
     if saved is None:
         raise DataError(f"{what}: {ckpt} was written by an older version; {restart}")
-    for section, keys in MUST_MATCH.items():
-        for key in keys:
-            then, now = saved.get(section, {}).get(key, BEFORE_KEY.get((section, key))), config[section][key]
-            if then != now:
-                raise ConfigError(f"{what}: {section}.{key} is {now!r} but the checkpoint in {run_dir} was "
-                                  f"trained with {then!r}; set it back, or {restart}")
+    for section, key in resume_keys():
+        if key not in saved.get(section, {}):
+            raise DataError(f"{what}: {ckpt} was written by an older version (no {section}.{key}); {restart}")
+        then, now = saved[section][key], config[section][key]
+        if then != now:
+            raise ConfigError(f"{what}: {section}.{key} is {now!r} but the checkpoint in {run_dir} was "
+                              f"trained with {then!r}; set it back, or {restart}")
     return ckpt
 
 

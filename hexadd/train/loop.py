@@ -27,9 +27,15 @@ from ..data.encoding import encode_pairs, pad_to
 from ..common.errors import ConfigError
 from ..common.io import atomic_open
 from .monitor import METRICS_FILE, append_metrics, describe, evaluation, gate, is_clean, truncate_metrics
-from ..data.samplers import TRAIN_STREAM, Replay, fresh_pairs
+from .mixture import Draw, Replay, batch_pairs, check as check_mixture
 from .setup import Setup, make_accelerator, prepare
 from .tracking import Tracker, check_available
+from ..verify import certificate, certify
+from ..inference.decoding import default_mode
+from ..verify.evaluation import evaluate_file, report, write_outputs
+from ..inference.loading import load_model
+from ..inference.attention import problem_attention
+from ..plots import training_curves
 
 LOCK_FILE = ".trainer.lock"
 
@@ -37,21 +43,15 @@ LOCK_FILE = ".trainer.lock"
 # ---------------------------------------------------------------- one step
 
 def batch_tensors(run: Setup, replay: Replay, step: int, t):
-    """This process's rows of global batch `step`: training rows, then replayed errors when there are any,
-    then `carry_rows` of problems drawn anew around carry runs (replay.carry_runs), `sum_rows` with uniform
-    column sums (replay.uniform_sums) and `uniform_rows` uniform over the whole operand range."""
+    """This process's rows of global batch `step`: rows of the training file, then each other row kind's share
+    (mixture.py: replayed errors, rows drawn anew)."""
     idx = run.batches(step)
     split = run.train_split
-    k_replay = round(t.replay * len(idx)) if len(replay) else 0
-    k_carry, k_sum, k_uniform = (round(share * len(idx)) for share in (t.carry_rows, t.sum_rows, t.uniform_rows))
-    drawn = k_carry + k_sum + k_uniform
-    idx = idx[:len(idx) - k_replay - drawn].to(split.input_ids.device)
+    c = run.model.config
+    pairs = batch_pairs(t.mixture, len(idx), Draw(c.min_operand, c.max_operand, c.base, t.seed, replay), step)
+    idx = idx[:len(idx) - len(pairs)].to(split.input_ids.device)
     ids, mask, labels = split.input_ids[idx], split.attention_mask[idx], split.labels[idx]
-    if k_replay or drawn:
-        c = run.model.config
-        pairs = torch.cat([replay.draw(k_replay, t.seed, step) if k_replay else torch.empty(0, 2, dtype=torch.long),
-                           fresh_pairs(c.min_operand, c.max_operand, drawn, t.seed, step, c.base,
-                                       k_carry / max(drawn, 1), TRAIN_STREAM, k_sum / max(drawn, 1))])
+    if len(pairs):
         pairs = pairs.to(split.input_ids.device)
         enc = encode_pairs(run.tok, run.encoder, pairs[:, 0], pairs[:, 1], c.base, c.reverse)
         width = max(ids.shape[1], enc.input_ids.shape[1])
@@ -110,12 +110,12 @@ def run_lock(run_dir: Path):
 
 def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, log=print) -> dict:
     """Train per `cfg`; `stop_after` ends the run early at that step, with a checkpoint to resume from."""
-    t = cfg.training
     data_dir, model_dir, run_dir = resolve(cfg.data), Path(cfg.output.model_dir), Path(cfg.output.run_dir)
     config = to_dict(cfg)
+    check_mixture(cfg.training, cfg.checks)
     ckpt = check_resumable(run_dir, config) if resume else None  # before any data is loaded
-    check_available(t.log_with)
-    accelerator = make_accelerator(t.device)
+    check_available(cfg.runtime.log_with)
+    accelerator = make_accelerator(cfg.runtime.device)
     main = accelerator.is_main_process
     lock = contextlib.nullcontext()
     if main:
@@ -127,7 +127,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None,
 
 
 def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir, run_dir) -> dict:
-    t = cfg.training
+    t, checks = cfg.training, cfg.checks
     run = prepare(cfg, log, accelerator)
     model, optimizer, scheduler, max_steps = run.model, run.optimizer, run.scheduler, run.max_steps
     main = accelerator.is_main_process
@@ -152,7 +152,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
     if main:
         with atomic_open(run_dir / "config.yaml") as f:
             yaml.safe_dump(config, f, sort_keys=False)
-    tracker = Tracker(t.log_with if main else "none", run_dir, config, state["run_id"], step)
+    tracker = Tracker(cfg.runtime.log_with if main else "none", run_dir, config, state["run_id"], step)
     scaler = torch.amp.GradScaler(run.device.type) if run.precision == "fp16" else None
 
     def reduce(x):
@@ -165,7 +165,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
         accelerator.wait_for_everyone()
 
     model.train()
-    done = t.early_stop and state.get("stopped_by_rule", False)
+    done = checks.early_stop and state.get("stopped_by_rule", False)
     bar = tqdm(total=max_steps, initial=step, desc="training", unit="step", dynamic_ncols=True,
                disable=None if main else True)
     log_line = tqdm.write if not bar.disable else log
@@ -192,20 +192,20 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
             state["train_time_s"] += time.perf_counter() - t0
             bar.update(1)
 
-            if step % t.eval_interval == 0 or step == max_steps:
-                record = evaluation(judged, replay, step, t, reduce, out, state["train_time_s"])
+            if step % checks.eval_interval == 0 or step == max_steps:
+                record = evaluation(judged, replay, step, cfg, reduce, out, state["train_time_s"])
                 if main:
                     append_metrics(metrics_path, record)
                 tracker.log(record)
                 log_line(describe(record, max_steps))
-                state["clean_evals"] = state["clean_evals"] + 1 if is_clean(record, t) else 0
+                state["clean_evals"] = state["clean_evals"] + 1 if is_clean(record, checks) else 0
                 key = [record["accuracy"], record.get("fresh_accuracy", 0.0), -record["loss"]]
                 if state["best"]["key"] is None or key > state["best"]["key"]:
                     state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
                     if main:
                         save_model(judged.model, run.tok, model_dir, {METRICS_FILE: metrics_path})
-                if t.early_stop and state["clean_evals"] >= t.stop_clean_evals:
-                    done = state["stopped_by_rule"] = gate(judged, replay, step, t, log_line)
+                if checks.early_stop and state["clean_evals"] >= checks.stop_clean_evals:
+                    done = state["stopped_by_rule"] = gate(judged, replay, step, cfg, log_line)
                     if done and state["best"]["step"] != step:
                         # The weights the gate vetted are the ones to keep, even at a slightly higher loss.
                         state["best"] = {"key": key, "step": step, "accuracy": record["accuracy"]}
@@ -215,7 +215,7 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
                         state["clean_evals"] = 0
             if stop_after is not None and step >= stop_after:
                 done = True
-            if step % t.checkpoint_interval == 0 or done or step == max_steps:
+            if step % cfg.runtime.checkpoint_interval == 0 or done or step == max_steps:
                 checkpoint()
                 last_checkpoint = step
     except KeyboardInterrupt:
@@ -243,12 +243,6 @@ def _train(cfg, config, ckpt, stop_after, log, accelerator, data_dir, model_dir,
 
 def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log):
     """Training curves, the saved model measured by real decoding on the held-out file, and its certificate."""
-    from ..verify import certificate, certify
-    from ..inference.decoding import default_mode
-    from ..verify.evaluation import evaluate_file, report, write_outputs
-    from ..inference.loading import load_model
-    from ..plots import problem_attention, training_curves
-
     acc = run.accelerator
     model = None
     if acc.is_main_process:
@@ -265,11 +259,11 @@ def _finish(run: Setup, cfg, run_dir: Path, model_dir: Path, held_out: Path, log
         a, b = (101, 1002) if hi >= 1002 else (hi // 3, hi)  # the README's example, when in range
         problem_attention(model, tok, a, b, model_dir / "attention_visualizations")
         log(report(result))
-    n = cfg.training.certify
+    n = cfg.checks.certify
     if not n:
         return None
     cert = certify.certify_distributed(model, tok, n, seed=0, out_dir=model_dir, accelerator=acc,
-                                       search_rounds=cfg.training.certify_search)
+                                       search_rounds=cfg.checks.certify_search)
     if acc.is_main_process:
         log(certificate.report(cert))
     return certificate.summary(cert)

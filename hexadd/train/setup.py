@@ -9,10 +9,11 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from ..config.schema import TrainConfig
 from ..data.dataset import DataMeta, load_meta, resolve
-from .devices import autocast, pick_device, resolve_precision
+from ..common.devices import autocast, pick_device, resolve_precision
 from ..data.encoding import INT64_MAX, ProblemEncoder
 from ..common.errors import ConfigError, DataError
-from ..modeling.model import BLOCK_SCHEMES, HexAddConfig, HexAddForCausalLM
+from ..modeling.model import HexAddConfig, HexAddForCausalLM
+from ..modeling.schemes import SCHEMES
 from ..data.numbers import num_digits
 from ..modeling.positions import block_position_ids
 from ..data.splits import Batches, Split, length_pair_weights, load_splits
@@ -27,7 +28,7 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
     config = HexAddConfig(
         vocab_size=len(tok), n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head, n_positions=m.n_positions,
         resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=m.dropout,
-        activation_function=m.activation,  # gelu_pytorch_tanh: GPT-2's tanh GELU as one kernel instead of six ops
+        activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU as one kernel instead of six ops
         bos_token_id=pad, eos_token_id=pad, pad_token_id=pad,
         n_predict=m.n_predict, draft_head=m.draft_head, position_scheme=m.positions, window=m.window,
         max_offset=m.max_offset, offset_per=m.offset_per,
@@ -36,12 +37,11 @@ def build_model_config(cfg: TrainConfig, tok, meta: DataMeta, longest: dict) -> 
         base=meta.base, reverse=meta.reverse, min_operand=meta.min_operand, max_operand=meta.max_operand,
         dataset=meta.repo_id or cfg.data.repo_id,  # the Hub dataset it was trained on, for the model card
     )
-    if m.positions in BLOCK_SCHEMES:
-        need = longest["digits"] + m.max_offset + 1
-        what = f"the longest number ({longest['digits']} digit tokens) plus max_offset {m.max_offset}"
-    else:
-        need, what = longest["tokens"], f"the longest sequence ({longest['tokens']} tokens)"
-    if m.n_positions < need:
+    scheme = SCHEMES[m.positions]
+    need = scheme.positions_needed(longest["digits"], longest["tokens"], m.max_offset)
+    what = (f"the longest number ({longest['digits']} digit tokens) plus max_offset {m.max_offset}" if scheme.block
+            else f"the longest sequence ({longest['tokens']} tokens)")
+    if need is not None and m.n_positions < need:
         raise ConfigError(f"model.n_positions: {m.n_positions} cannot hold {what}; need at least {need}")
     return config
 
@@ -118,11 +118,11 @@ def make_accelerator(device_name: str):
 
 def prepare(cfg: TrainConfig, log=print, accelerator=None) -> Setup:
     """Seed, load data and tokenizer, check them against the config, and build model, optimizer and schedule."""
-    t = cfg.training
-    accelerator = accelerator or make_accelerator(t.device)
+    t, runtime = cfg.training, cfg.runtime
+    accelerator = accelerator or make_accelerator(runtime.device)
     device = accelerator.device
-    precision = resolve_precision(t.precision, device)
-    torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    precision = resolve_precision(runtime.precision, device)
+    torch.set_num_threads(runtime.threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
     torch.manual_seed(t.seed)
     data_dir = resolve(cfg.data)
     meta = load_meta(data_dir)

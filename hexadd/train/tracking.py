@@ -1,4 +1,4 @@
-"""Optional experiment tracking (`training.log_with`): every evaluation record, at its step, and the
+"""Optional experiment tracking (`runtime.log_with`): every evaluation record, at its step, and the
 resolved config as hyperparameters, through Accelerate's tracker classes. TensorBoard writes event
 files to `<run_dir>/tensorboard/`; Weights & Biases writes its run to `<run_dir>/wandb/`, offline
 unless the user configured it (WANDB_MODE or WANDB_API_KEY).
@@ -28,8 +28,8 @@ def installed(package: str) -> bool:
 def check_available(log_with: str) -> None:
     """A tracker whose package is missing is refused before any work."""
     if log_with != "none" and not installed(log_with):
-        raise ConfigError(f"training.log_with: {log_with} is not installed; run `{INSTALL[log_with]}`, "
-                          "or set training.log_with=none")
+        raise ConfigError(f"runtime.log_with: {log_with} is not installed; run `{INSTALL[log_with]}`, "
+                          "or set runtime.log_with=none")
 
 
 def hyperparameters(config: dict, prefix: str = "") -> dict:

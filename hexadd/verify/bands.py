@@ -18,13 +18,15 @@ Teacher forced, as every certificate here: head 1's argmax right at every answer
 decoding returns. Per band and family: problems, wrong, and the one-sided 95% Clopper-Pearson bound.
 """
 import time
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from ..common import rng
+from ..common.io import write_json
 from .certificate import upper_bound_95
-from .certify import head1_correct
+from .verdicts import head1_correct
 from ..data.encoding import ProblemEncoder, digits_to_int
 
 BANDS = ((1, 8), (9, 16), (17, 32), (33, 64), (65, 128), (129, 256), (257, 512), (513, 1024), (4096, 4096))
@@ -202,11 +204,8 @@ def summary(records: list[dict]) -> list[dict]:
 BANDS_FILE = "bands.json"
 
 
-def save_bands(result: dict, out_dir) -> "Path":
+def save_bands(result: dict, out_dir) -> Path:
     """bands.json in `out_dir`: the records and the locality measurement."""
-    from pathlib import Path
-
-    from ..common.io import write_json
     path = Path(out_dir) / BANDS_FILE
     write_json(path, result)
     return path

@@ -1,39 +1,15 @@
 """The certificate: what a certification found (problems checked, wrong, the error rate and its one-sided
 95% upper bound, by operand length and by longest carry chain), its report, and where it is stored."""
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..common.io import write_json
+from ..common.stats import upper_bound_95
 
 CERTIFICATE_FILE, WRONG_FILE = "certificate.json", "certificate_wrong.txt"
-
-
-def upper_bound_95(wrong: int, n: int) -> float:
-    """One-sided 95% (Clopper-Pearson) upper bound on the error rate after `wrong` errors in `n` trials.
-
-    For 0 wrong it is 1 - 0.05**(1/n) ~ 3/n (the rule of three); otherwise the p at which seeing
-    at most `wrong` errors has probability 5%, found by bisection on the binomial CDF.
-    """
-    if n <= 0 or wrong >= n:
-        return 1.0
-    if wrong == 0:
-        return -math.expm1(math.log(0.05) / n)
-
-    k = torch.arange(wrong + 1, dtype=torch.float64)
-    log_choose = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
-
-    def cdf(p):  # P(X <= wrong), X ~ Binomial(n, p), summed in log space (pooled tables reach 10^4 errors)
-        return torch.logsumexp(log_choose + k * math.log(p) + (n - k) * math.log1p(-p), 0).exp().item()
-
-    lo, hi = wrong / n, 1.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) > 0.05 else (lo, mid)
-    return hi
 
 
 @dataclass

@@ -10,6 +10,8 @@ from ..inference.decoding import decode
 from ..common.io import write_json
 from ..common.errors import DataError
 from ..data.numbers import SEP, num_digits, parse_decimal_problem
+from ..data.dataset import load
+from ..plots import accuracy_by_length
 
 
 @dataclass
@@ -35,7 +37,6 @@ class EvalResult:
 def read_any(path: str | Path, base: int, reverse: bool) -> list[tuple[int, int, int]]:
     """(a, b, a+b) from a data folder (its test split), a file of `+A+B+C+` lines or of decimal `a+b` lines."""
     if Path(path).is_dir():
-        from ..data.dataset import load
         test = load(path)["test"].select_columns(["a", "b"])
         return [(int(a), int(b), int(a) + int(b)) for a, b in zip(test["a"], test["b"])]
     numbered = read_lines(path)
@@ -83,7 +84,6 @@ def to_json(r: EvalResult) -> dict:
 
 def write_outputs(r: EvalResult, out_dir: Path, source: Path) -> None:
     """eval_results.json and accuracy_by_length.png in `out_dir`, for the problems read from `source`."""
-    from ..plots import accuracy_by_length
     out_dir, source = Path(out_dir), Path(source)
     name = f"{source.name} (test split)" if source.is_dir() else source.name
     write_json(out_dir / "eval_results.json", {"file": name, **to_json(r)})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from .certify import head1_guess
+from .verdicts import head1_guess
 from ..common import rng
 from ..data.encoding import ProblemEncoder
 

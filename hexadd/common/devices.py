@@ -1,13 +1,13 @@
 """Devices and precision: which accelerator a run uses, and the autocast that goes with it."""
 import contextlib
 
-from ..common.errors import ConfigError
+from .errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-def pick_device(name: str, what: str = "training.device"):
+def pick_device(name: str, what: str = "runtime.device"):
     """`auto` is CUDA, else MPS, else the CPU; asking for one that is not there is a ConfigError."""
     import torch
     kind = name.split(":", 1)[0]
@@ -40,9 +40,9 @@ def resolve_precision(name: str, device) -> str:
     if name == "auto":
         return "fp32"
     if name not in PRECISIONS:
-        raise ConfigError(f"training.precision: must be auto or one of {', '.join(PRECISIONS)}, got {name!r}")
+        raise ConfigError(f"runtime.precision: must be auto or one of {', '.join(PRECISIONS)}, got {name!r}")
     if name == "fp16" and device.type == "cpu":
-        raise ConfigError("training.precision: fp16 autocast is for GPUs; use bf16 or fp32 on the CPU")
+        raise ConfigError("runtime.precision: fp16 autocast is for GPUs; use bf16 or fp32 on the CPU")
     return name
 
 
