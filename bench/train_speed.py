@@ -17,7 +17,7 @@ def measure(config_path, steps: int, warmup: int = 5) -> dict:
     from hexadd.config.schema import TrainConfig
     from hexadd.config.files import load
     from hexadd.train.mixture import Replay
-    from hexadd.train.setup import prepare
+    from hexadd.train.prepare import prepare
     from hexadd.train.loop import batch_tensors, train_step
 
     cfg = load(TrainConfig, config_path, [f"data.dir={ROOT / 'data'}", f"tokenizer.dir={ROOT / 'tokenizer'}",

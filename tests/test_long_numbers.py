@@ -16,7 +16,7 @@ from hexadd.data.generate import generate
 from hexadd.inference.decoding import decode
 from hexadd.data.encoding import ProblemEncoder, digits_to_int, encode_pairs, int_digits
 from hexadd.common.errors import ConfigError, DataError
-from hexadd.verify.grids import cell_operands, evaluate_grid, grid_cells
+from hexadd.verify.grids import cell_operands, grid_accuracy, grid_cells
 from hexadd.data.numbers import decode_number, encode_number, num_digits
 from hexadd.data.tokenizer import train_tokenizer
 
@@ -83,12 +83,12 @@ def test_length_grid_is_exact_and_sorts_the_errors():
     n = 8
     model, tok = oracle(16**n - 1, n_positions=n + 2)
     cells = grid_cells(n, 6, 10)
-    done = evaluate_grid(model, tok, cells, seed=2, batch_size=16, progress=False, log=lambda *_: None)
+    done = grid_accuracy(model, tok, cells, seed=2, batch_size=16, progress=False, log=lambda *_: None)
     assert set(done) == {(i, j) for i in range(1, n + 1) for j in range(1, n + 1)}
     assert all(c.correct == c.total == (10 if i == j else 6) for (i, j), c in done.items())
 
     model, tok = oracle(16**n - 1, n_positions=n + 2, flaw=flaw)
-    done = evaluate_grid(model, tok, cells, seed=2, batch_size=16, progress=False, log=lambda *_: None)
+    done = grid_accuracy(model, tok, cells, seed=2, batch_size=16, progress=False, log=lambda *_: None)
     seen = [0, 0, 0, 0]
     for (i, j), cell in done.items():
         da, _, db, _ = cell_operands(i, j, cell.total, 16, 2)
@@ -119,7 +119,7 @@ def test_data_by_digit_count_beyond_int64(tmp_path):
     generate(load(DataConfig, None, [f"output.dir={tmp_path}", "numbers.min_digits=30", "numbers.max_digits=40",
                                      "problems.count=50", "problems.sampling=uniform"]))
     # Training refuses sums beyond int64 in one line, before the tokenizer is even looked for.
-    from hexadd.train.setup import prepare
+    from hexadd.train.prepare import prepare
     train = load(TrainConfig, None, [f"data.dir={tmp_path}", f"tokenizer.dir={tmp_path}/none", "runtime.device=cpu"])
     with pytest.raises(DataError, match="at most 15 digits"):
         prepare(train)

@@ -7,7 +7,7 @@ from hexadd.config.files import load
 from hexadd.common.errors import ConfigError
 from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
 from hexadd.modeling.positions import block_position_ids, number_ids, sinusoidal_table
-from hexadd.train.setup import param_groups
+from hexadd.train.prepare import param_groups
 from transformers import AutoModelForCausalLM, DynamicCache
 
 # Alphabet of the default tokenizer: pad 0, unk 1, `+` 2, digits 0-9A-F at 3..18.
@@ -162,7 +162,7 @@ def test_configs_build_the_model_sizes_they_claim():
     from hexadd.data.dataset import DataMeta
     from hexadd.data.encoding import ProblemEncoder
     from hexadd.data.numbers import format_problem
-    from hexadd.train.setup import build_model_config, longest
+    from hexadd.train.prepare import build_model_config, longest
     from hexadd.data.tokenizer import train_tokenizer
 
     n = load(DataConfig, ROOT / "data_config.yaml").numbers

@@ -169,7 +169,7 @@ def test_row_kinds_follow_training_rows_in_each_batch(tiny_run, tmp_path, torch_
     from hexadd.data.samplers import family_pairs
     from hexadd.train.loop import batch_tensors
     from hexadd.train.mixture import Replay
-    from hexadd.train.setup import prepare
+    from hexadd.train.prepare import prepare
 
     cfg = tracked_config(tiny_run, tmp_path)
     t = cfg.training

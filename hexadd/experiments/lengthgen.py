@@ -190,7 +190,7 @@ def _train(cfg: LengthgenConfig, root: Path, log) -> dict:
 
 
 def _grid(cfg: LengthgenConfig, root: Path, log) -> dict:
-    from ..verify.grids import evaluate_grid, from_json, grid_cells, to_json
+    from ..verify.grids import grid_accuracy, from_json, grid_cells, to_json
     from ..inference.loading import load_model
 
     g = cfg.lengthgen
@@ -208,7 +208,7 @@ def _grid(cfg: LengthgenConfig, root: Path, log) -> dict:
         write_json(root / CELLS, {"key": key, "cells": to_json(cells)})
 
     cells = grid_cells(g.max_digits, g.per_cell, g.diagonal)
-    return evaluate_grid(model, tok, cells, g.seed, g.batch_size, done, save, log)
+    return grid_accuracy(model, tok, cells, g.seed, g.batch_size, done, save, log)
 
 
 def _model_key(root: Path) -> str:

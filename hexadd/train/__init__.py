@@ -1,1 +1,1 @@
-"""Layer 7: training: setup, the loop, the batch mixture, evaluations and the gate, checkpoints, tracking."""
+"""Layer 7: training: preparing a run, the loop, the batch mixture, evaluations and the gate, checkpoints, tracking."""

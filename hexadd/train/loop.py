@@ -28,7 +28,7 @@ from ..common.errors import ConfigError
 from ..common.io import atomic_open
 from .monitor import METRICS_FILE, append_metrics, describe, evaluation, gate, is_clean, truncate_metrics
 from .mixture import Draw, Replay, batch_pairs, check as check_mixture
-from .setup import Setup, make_accelerator, prepare
+from .prepare import Setup, make_accelerator, prepare
 from .tracking import Tracker, check_available
 from ..verify import certificate, certify
 from ..inference.decoding import default_mode

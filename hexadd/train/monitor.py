@@ -11,7 +11,7 @@ from ..common.io import atomic_open
 from ..data.samplers import family_pairs
 from ..verify.verdicts import pair_verdicts, split_accuracy
 from .mixture import Replay
-from .setup import Setup
+from .prepare import Setup
 
 METRICS_FILE = "metrics.jsonl"
 FRESH_FROM = 0.99  # held-out accuracy from which each evaluation also checks a fresh sample

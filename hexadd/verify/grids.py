@@ -70,7 +70,7 @@ def check_cell(model, encoder: ProblemEncoder, da, la, db, lb) -> Cell:
                 stopped_early=int((early & wrote_sep).sum()), wrong_end=int((bad & (first >= longer)).sum()))
 
 
-def evaluate_grid(model, tok, cells: list[tuple[int, int, int]], seed: int = 0, batch_size: int = 512,
+def grid_accuracy(model, tok, cells: list[tuple[int, int, int]], seed: int = 0, batch_size: int = 512,
                   done: dict | None = None, on_progress=None, log=print, progress: bool = True) -> dict:
     """Exact match for each (i, j, n) of `cells`; cells already in `done` are kept as they are.
 
