@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..common.errors import ConfigError
 
-TRACKERS = ("none", "tensorboard", "wandb")
 INSTALL = {"tensorboard": "pip install tensorboard==2.21.0", "wandb": "pip install wandb"}
 TENSORBOARD_DIR = "tensorboard"
 PROJECT = "hexadd"
