@@ -111,31 +111,31 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
             cols = torch.arange(cur, cur + width, device=dev).expand(B, width)
             table.add(cols, positions[:, fed], numbers[:, fed], valid[:, fed])
             window = table.window(cols, positions[:, fed], positions, numbers, valid)
-        # Draft blocks need head 1's choice first (they read the token before their target): the trunk and head 1
-        # run alone, the blocks after them; MLP heads come with the same pass.
-        trunk_heads = 1 if blocks else heads
+        # The trunk and head 1 run first; the drafting heads only where the drafts are read, at each row's last
+        # kept slot (draft blocks also read head 1's choice, the token before their target).
         out = model(ids[:, fed], attention_mask=valid, position_ids=positions[:, fed], number_ids=numbers[:, fed],
-                    window=window, cache=cache, use_cache=True, heads=trunk_heads)
-        guess = out.head_logits.argmax(-1)              # (heads, B, width): head j's token after each fed slot
+                    window=window, cache=cache, use_cache=True, heads=1)
+        guess = out.logits.argmax(-1)                   # (B, width): head 1's token after each fed slot
         n_pass += 1
         last = width - 1                                 # the fed slot the next tokens follow
 
         if mode == "single":
-            new, count, feed = guess[0, :, -1:], torch.ones(B, dtype=torch.long, device=dev), guess[0, :, -1:]
+            new, count, feed = guess[:, -1:], torch.ones(B, dtype=torch.long, device=dev), guess[:, -1:]
         else:
             if mode == "multi" or n_pass == 1:  # all fed tokens kept: the next follow the last slot
                 kept, accepted = ids[:, cur + 1:cur + width], torch.full((B,), width - 1, device=dev)
             else:
                 # Draft i is kept while head 1, reading the slot before it, would have written it too.
-                agree = guess[0, :, :-1] == ids[:, cur + 1:cur + width]                 # (B, k-1)
+                agree = guess[:, :-1] == ids[:, cur + 1:cur + width]                    # (B, k-1)
                 accepted = agree.long().cumprod(dim=1).sum(dim=1)                      # (B,)
                 valid[:, fed] *= torch.arange(width, device=dev) <= accepted[:, None]    # forget rejected slots
                 kept = ids[:, cur + 1:cur + width]
-            bonus = guess[0, rows, accepted]                                           # (B,) head 1 at the last kept slot
+            bonus = guess[rows, accepted]                                              # (B,) head 1 at the last kept slot
             if blocks:
                 drafts = _draft(model, out, ids[:, fed], bonus, accepted, n, valid, positions[:, fed], cache, window)
             else:
-                drafts = guess[1:, rows, accepted].T                                   # (B, n-1)
+                state = out.state[rows, accepted]                                      # (B, C)
+                drafts = torch.stack([model.draft(j, state)[1].argmax(-1) for j in range(2, n + 1)], dim=1)
             if mode == "multi" or n_pass == 1:
                 new, count = torch.cat([bonus[:, None], drafts], dim=1), torch.full((B,), n, device=dev)
                 if mode == "verified":  # the prompt's pass: the drafts are fed, not yet written

@@ -334,11 +334,14 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 layer_idx=self.config.n_layer)
         return kwargs
 
-    def draft(self, j: int, state, tokens, **kwargs):
-        """Head j >= 2 of a draft-block model: from the previous head's `state` (the trunk's for j = 2) and `tokens`,
-        token t+j-1 at each position t, its state and logits. The trunk's state comes in detached: the trunk learns
-        from head 1 alone, as it would without drafts, and head 1 decides every answer."""
+    def draft(self, j: int, state, tokens=None, **kwargs):
+        """Head j >= 2: its state and logits. An MLP head reads the trunk's `state` alone (and passes it on
+        unchanged, so the heads chain the same way). A draft block reads the previous head's `state` (the trunk's
+        for j = 2) and `tokens`, token t+j-1 at each position t; the trunk's state comes in detached: the trunk
+        learns from head 1 alone, as it would without drafts, and head 1 decides every answer."""
         head = self.heads[j - 2]
+        if self.config.draft_head == "mlp":
+            return state, self.lm_head(head(state))
         state = head(state.detach() if j == 2 else state, self.transformer.wte(tokens), **kwargs)
         return state, self.lm_head(head.ln(state))
 
@@ -360,7 +363,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
                 state, lg = self.draft(j, state, tokens, **draft_kwargs)
                 head_logits.append(lg)
         else:
-            head_logits += [self.lm_head(head(h)) for head in drafts]
+            head_logits += [self.draft(j, h)[1] for j in range(2, len(drafts) + 2)]
         head_logits = torch.stack(head_logits)                            # (n, B, T, V)
 
         loss = head_losses = None
