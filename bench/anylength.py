@@ -3,7 +3,8 @@
 (its peak RSS is the process's own):
 - 500 problems of 512 + 512 hex digits, decoded (default mode): right answers, wall time, peak RSS;
 - 100 problems of 4,096 + 4,096 hex digits (16,384 bits each): the same;
-- the time per answer digit at 64 and at 4,096 digits, the same rows a batch, side by side.
+- the time per answer digit at 64 and at 4,096 digits, the same rows in one batch, side by side: as many rows as
+  decoding puts in a batch at 4,096 digits (at most --per-digit-rows).
 
     python3 bench/anylength.py --model runs/anylength/model --name anylength
 """
@@ -70,7 +71,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=512, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--mode", help="decoding mode (default: the model's default)")
-    p.add_argument("--per-digit-rows", type=int, default=16, help="rows a batch for the time-per-digit comparison")
+    p.add_argument("--per-digit-rows", type=int, default=16,
+                   help="at most this many rows a batch for the time-per-digit comparison")
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.model, args.digits, args.n, args.batch_size, args.seed, args.mode)))
@@ -78,7 +80,10 @@ def main():
     result = {"model": args.model,
               "memory_512": measure(args.model, 512, 500, 512, mode=args.mode),
               "memory_4096": measure(args.model, 4096, 100, 512, mode=args.mode)}
-    rows = args.per_digit_rows
+    from hexadd.inference.decoding import decode_rows
+    from hexadd.modeling.model import HexAddConfig
+    config = HexAddConfig.from_pretrained(args.model)
+    rows = min(args.per_digit_rows, decode_rows(config, [(config.base ** 4096 - 1, 0)]))
     short = measure(args.model, 64, rows, rows, seed=1, mode=args.mode)
     long = measure(args.model, 4096, rows, rows, seed=1, mode=args.mode)
     result["per_digit"] = {"rows": rows, "at_64": short, "at_4096": long,

@@ -6,7 +6,6 @@ the exhaustive certificate. On one H200 the 10^8 problems of 0..9999 take about 
     python3 bench/certify_all.py --model runs/anylength/model --range 0 9999 --bands 2500 --name certify-all-anylength
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

@@ -92,13 +92,17 @@ def save(name: str, result: dict, config: dict) -> Path:
 
 def model_config(model_dir) -> dict:
     """The configs a trained model folder records: its model config.json and, where saved, the training config
-    it was trained with (training_config.yaml) and the data it read."""
+    it was trained with (training_config.yaml) and the data it read; and the SHA-256 of its weights, which ties
+    results measured on one folder at different times to the same model."""
+    import hashlib
     import json
     import yaml
     folder = Path(model_dir)
     out = {"model": json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None}
     if (folder / "training_config.yaml").is_file():
         out["train"] = yaml.safe_load((folder / "training_config.yaml").read_text())
+    if (folder / "model.safetensors").is_file():
+        out["weights_sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     return out
 
 

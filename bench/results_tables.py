@@ -12,6 +12,7 @@ Needs only the standard library and PyYAML (no torch): the test regenerates in m
 """
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -223,9 +224,15 @@ def band_text(band) -> str:
     return f"{band[0]:,}" if band[0] == band[1] else f"{band[0]:,}..{band[1]:,}"
 
 
+def bands_of(d) -> tuple[list, dict]:
+    """A file's bands (every family's rows) and what was measured with them (per_family, locality): lengthgen.py
+    nests them as {"bands": [...], ...}; bench/bands.py writes the list and the rest at the top level."""
+    b = d.get("bands") or []
+    return (b.get("bands", []), b) if isinstance(b, dict) else (b, d)
+
+
 def band_rows(d):
-    b = d.get("bands") or {}
-    return [x for x in b.get("bands", []) if x.get("family") == "all"]
+    return [x for x in bands_of(d)[0] if x.get("family") == "all"]
 
 
 def t_length(files, now):
@@ -274,13 +281,14 @@ def t_bands(files):
         bands = band_rows(d)
         if not bands:
             continue
-        per = (d.get("bands") or {}).get("per_family")
-        fams = sorted({x["family"] for x in d["bands"]["bands"] if x["family"] != "all"})
+        rows, about = bands_of(d)
+        per = about.get("per_family")
+        fams = sorted({x["family"] for x in rows if x["family"] != "all"})
         out += [f"**{name}** ({per} problems a family and band; families: {', '.join(fams)}; {cite(name, d)}):", ""]
         out += table(["operand digits", "problems", "wrong", "95% upper bound", "time"],
                      [[band_text(b["band"]), n(b["n"]), n(b["wrong"]), bound(b.get("upper_95")),
                        seconds(b.get("seconds"))] for b in bands])
-        loc = d["bands"].get("locality")
+        loc = about.get("locality")
         if loc:
             out += ["", f"Locality check: {loc['problems']} problems of {loc['operand_digits']} digits, "
                         f"{loc['operand_digits_redrawn']} operand digits redrawn beyond ±{loc['radius']} block positions: "
@@ -508,27 +516,73 @@ def t_kill_resume(files):
 def headline(files: dict, link) -> list[str]:
     """The README's table: the flagship and the default model, each figure with N, how drawn, seeds, machine, command."""
     rows = []
-    any2 = files.get("anylength-heads2-seed0.json")
-    if any2:
-        d, f = any2, "anylength-heads2-seed0.json"
+    runs = sorted(((f, d) for f, d in files.items() if re.fullmatch(r"anylength-heads2-seed\d+\.json", f)),
+                  key=lambda fd: fd[1]["config"]["training"]["seed"])
+    if runs:
+        def per_seed(values):  # "a / b" over the seeds, in seed order
+            return " / ".join(values)
+        seeds = [str(d["config"]["training"]["seed"]) for _, d in runs]
+        who = f"{len(runs)} (seed{'s' if len(runs) > 1 else ''} {', '.join(seeds)})"
+        how = "; ".join(f"`{d['command'].split('  (=')[0]}`" for _, d in runs)
+        cites = ", ".join(link(f, d) for f, d in runs)
+        d0 = runs[0][1]
         rows.append(["Any-length model: exact match over every pair of operand lengths 1..32 x 1..32 hex digits "
-                     f"(trained on 1..{d['trained_digits'][1]})", f"{d['all']['correct']:,} of {d['all']['total']:,}",
-                     "fresh problems, uniform over the numbers of each length pair: 100 a pair, 1,000 where the lengths "
-                     "are equal", "1 (seed 0)", machine(d["machine"]), "`make anylength`", link(f, d)])
-        c = d.get("certificate")
-        if c:
+                     f"(trained on 1..{d0['trained_digits'][1]})", per_seed(f"{d['all']['correct']:,}" for _, d in runs)
+                     + f" of {d0['all']['total']:,}", "fresh problems, uniform over the numbers of each length pair: 100 a "
+                     "pair, 1,000 where the lengths are equal", who, machine(d0["machine"]), how, cites])
+        certs = [d.get("certificate") for _, d in runs]
+        if all(certs):
+            c = certs[0]
+            wrong = per_seed(f"{c['wrong']:,}" for c in certs)
+            found = per_seed(f"{c['search_wrong']:,} of {c['search_evaluated']:,}" for c in certs)
             rows.append([f"Any-length model on operands {c['min_operand']}..{c['max_operand']}",
-                         f"{c['wrong']:,} wrong of {power(c['n'])}; error search {c['search_wrong']:,} wrong of {c['search_evaluated']:,}",
-                         "seeded uniform sample; the search starts from its thinnest", "1", machine(d["machine"]), "`make anylength`",
-                         link(f, d)])
-        bands = band_rows(d)
-        if bands:
-            sizes = ", ".join(f"{b['n']:,} at {band_text(b['band'])}" for b in bands)
-            fams = sorted({x["family"] for x in d["bands"]["bands"] if x["family"] != "all"})
-            rows.append([f"Any-length model, operands of {bands[0]['band'][0]} to {max(b['band'][1] for b in bands):,} "
-                         f"hex digits in {len(bands)} bands", f"{sum(b['wrong'] for b in bands):,} wrong of {sum(b['n'] for b in bands):,}",
-                         f"equal shares of {len(fams)} families ({', '.join(fams)}) per band: {sizes} digits", "1",
-                         machine(d["machine"]), "`make anylength`", link(f, d)])
+                         f"{wrong} wrong of {power(c['n'])}; error search {found} wrong",
+                         "seeded uniform sample; the search starts from its thinnest", who, machine(d0["machine"]), how, cites])
+        bands = [band_rows(d) for _, d in runs]
+        if all(bands):
+            b0 = bands[0]
+            sizes = ", ".join(f"{b['n']:,} at {band_text(b['band'])}" for b in b0)
+            fams = sorted({x["family"] for x in bands_of(d0)[0] if x["family"] != "all"})
+            rows.append([f"Any-length model, operands of {b0[0]['band'][0]} to {max(b['band'][1] for b in b0):,} "
+                         f"hex digits in {len(b0)} bands", per_seed(f"{sum(b['wrong'] for b in bs):,}" for bs in bands)
+                         + f" wrong of {sum(b['n'] for b in b0):,}", f"equal shares of {len(fams)} families "
+                         f"({', '.join(fams)}) per band: {sizes} digits", who, machine(d0["machine"]), how, cites])
+    for f, d in files.items():
+        m = re.fullmatch(r"anylength-heads2-seed(\d+)-bands.*\.json", f)
+        bs = band_rows(d) if m else []
+        if bs:
+            rows.append([f"Any-length model, a larger certificate: {len(bs)} bands of operand lengths, "
+                         f"{bs[0]['band'][0]} to {max(b['band'][1] for b in bs):,} hex digits",
+                         f"{sum(b['wrong'] for b in bs):,} wrong of {sum(b['n'] for b in bs):,}; 95% upper bound a band: "
+                         + ", ".join(f"{bound(max(b['upper_95'] for b in bs if b['n'] == size))} of {size:,}"
+                                     for size in sorted({b['n'] for b in bs}, reverse=True)),
+                         "four families in equal shares (uniform, carry runs, all-F plus 1, mixed lengths): "
+                         + ", ".join(f"{b['n']:,} at {band_text(b['band'])}" for b in bs) + " digits",
+                         f"1 (seed {m.group(1)})", machine(d["machine"]), f"`{d['command']}`", link(f, d)])
+    mem = files.get("anylength.json")
+    if mem and "memory_512" in mem:
+        a, b, p = mem["memory_512"], mem["memory_4096"], mem.get("per_digit") or {}
+        rows.append(["Any-length model at long lengths: right answers, peak memory (RSS of the whole process) and time "
+                     "per answer digit",
+                     f"{a['right']:,} of {a['problems']:,} at {a['digits']:,}+{a['digits']:,} digits, {n(a['peak_rss_mb'])} MB; "
+                     f"{b['right']:,} of {b['problems']:,} at {b['digits']:,}+{b['digits']:,}, {n(b['peak_rss_mb'])} MB"
+                     + (f"; per digit at 4,096 digits {p['ratio_4096_to_64']:.2f}x that at 64 ({p['rows']} rows a batch)"
+                        if p else ""),
+                     f"random operands of exactly that length, decoded ({a['mode']})", "1", machine(mem["machine"]),
+                     f"`{mem['command']}`", link("anylength.json", mem)])
+    for f, d in sorted(files.items()):
+        sweep = d.get("batch_sweep") or {}
+        if not (f.startswith("decode_speed-") and all("wall_vs_single" in r for r in sweep.values()) and sweep):
+            continue
+        walls = ", ".join(f"{r['wall_vs_single']['verified']:.2f}x at batch {b}" for b, r in sweep.items())
+        passes = {round(r["passes_vs_single"]["verified"], 2) for r in sweep.values()}
+        what = "any-length model" if "anylength" in f else "default model"
+        rows.append([f"Verified decoding ({what}, operands of {d.get('digits') or 4} digits): same answers as single "
+                     "(plain greedy) decoding, in fewer forward passes; its wall time against single's",
+                     f"{100 * d['modes']['verified']['same_answers_as_single']:.1f}% the same; passes "
+                     f"{'/'.join(f'{x:.2f}' for x in sorted(passes))}x; wall {walls}",
+                     f"{n(d['problems'])} random problems, both modes side by side in one run", "1",
+                     machine(d["machine"]), f"`{d['command']}`", link(f, d)])
     for f, d in files.items():
         if f.startswith("certify-all") and d.get("certificate", {}).get("exhaustive"):
             c = d["certificate"]
@@ -597,9 +651,9 @@ def build(root: Path = ROOT) -> tuple[str, str]:
           "Grid: fresh problems uniform over the numbers of each length, 100 a pair of lengths, 1,000 where both "
           "operands have the same length (2x, 3x, 4x are read there); teacher-forced head-1 argmax at every answer "
           "token, which is exactly greedy decoding. One seed per run.", ""] + tolerant(t_length, length, unread, now)
-    L += ["", "### Exact match by the longer operand's digits", ""] + tolerant(t_longer, [f for f in length if "grid" in f[1]], [])
-    L += ["", "### Bands of lengths", ""] + tolerant(t_bands, length + g("certify_all"), [])
-    L += ["### Runs stopped before their grid", ""] + tolerant(t_unfinished, length, [])
+    L += ["", "### Exact match by the longer operand's digits", ""] + tolerant(t_longer, [f for f in length if "grid" in f[1]], unread)
+    L += ["", "### Bands of lengths", ""] + tolerant(t_bands, length + g("certify_all"), unread)
+    L += ["### Runs stopped before their grid", ""] + tolerant(t_unfinished, length, unread)
     L += ["", "### Long operands: first wrong answer token (`bench/first_wrong_token.py`)", ""] + tolerant(t_first_wrong, g("first_wrong"), unread)
     L += ["", "### Long operands: decoding time and memory (`bench/anylength.py`)", ""] + tolerant(t_anylength_memory, g("anylength_memory"), unread)
     L += ["", "## Training runs on 0..9999 (`bench/time_to_100.py`)", "",

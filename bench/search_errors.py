@@ -9,7 +9,7 @@ import argparse
 import os
 import time
 
-from common import ROOT, model_config, save
+from common import model_config, save
 
 
 def main():

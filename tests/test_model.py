@@ -4,7 +4,6 @@ import torch
 from conftest import ROOT
 from hexadd.config.schema import TrainConfig
 from hexadd.config.files import load
-from hexadd.common.errors import ConfigError
 from hexadd.modeling.model import HexAddConfig, HexAddForCausalLM
 from hexadd.modeling.positions import block_position_ids, number_ids, sinusoidal_table
 from hexadd.train.prepare import param_groups

@@ -48,16 +48,16 @@ def decode(model, tok, pairs: list[tuple[int, int]], mode: str = "single", batch
         raise ValueError(f"unknown decoding mode {mode!r}")
     model.eval()
     out = []
-    batch_size = min(batch_size, decode_rows(model, pairs)) if pairs else batch_size
+    batch_size = min(batch_size, decode_rows(model.config, pairs)) if pairs else batch_size
     for i in range(0, len(pairs), batch_size):
         out += _decode_batch(model, tok, pairs[i:i + batch_size], mode)
     return out
 
 
-def decode_rows(model, pairs, budget: int = 1 << 17) -> int:
+def decode_rows(config, pairs, budget: int = 1 << 17) -> int:
     """Rows a decoding batch may hold: every row keeps keys and values for all its tokens, so very long problems
     go fewer at a time (`budget` token columns a batch)."""
-    c = model.config
+    c = config
     longest = max(max(num_digits(a, c.base), num_digits(b, c.base)) for a, b in pairs)
     return max(1, budget // (4 * longest + 8))
 
