@@ -90,19 +90,26 @@ def save(name: str, result: dict, config: dict) -> Path:
     return path
 
 
+def weights_sha256(model_dir) -> str | None:
+    """The SHA-256 of a model folder's weights: it ties results measured on one folder at different times (or a
+    run's own results) to the same model."""
+    import hashlib
+    weights = Path(model_dir) / "model.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+
+
 def model_config(model_dir) -> dict:
     """The configs a trained model folder records: its model config.json and, where saved, the training config
-    it was trained with (training_config.yaml) and the data it read; and the SHA-256 of its weights, which ties
-    results measured on one folder at different times to the same model."""
-    import hashlib
+    it was trained with (training_config.yaml) and the data it read; and the SHA-256 of its weights."""
     import json
     import yaml
     folder = Path(model_dir)
     out = {"model": json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None}
     if (folder / "training_config.yaml").is_file():
         out["train"] = yaml.safe_load((folder / "training_config.yaml").read_text())
-    if (folder / "model.safetensors").is_file():
-        out["weights_sha256"] = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    sha = weights_sha256(folder)
+    if sha:
+        out["weights_sha256"] = sha
     return out
 
 

@@ -7,13 +7,12 @@ commit, the date, the machine and the resolved config. Run it on the machine tha
         --command "python3 lengthgen.py --config configs/anylength.yaml" --what "the flagship, seed 0"
 """
 import argparse
-import hashlib
 import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import RESULTS, ROOT, commit, machine
+from common import RESULTS, ROOT, commit, machine, weights_sha256
 
 
 def main():
@@ -31,9 +30,9 @@ def main():
     when = datetime.fromtimestamp(Path(args.results).stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = {"command": args.command, "commit": args.commit or commit(), "date": when, "machine": machine(),
             "config": run.pop("config"), **({"what": args.what} if args.what else {})}
-    weights = Path(args.results).parent / "model" / "model.safetensors"
-    if weights.is_file():  # ties later measurements of the same folder (bench/common.model_config) to this run
-        head["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    weights = weights_sha256(Path(args.results).parent / "model")
+    if weights:
+        head["weights_sha256"] = weights
     path = RESULTS / f"{args.name}.json"
     write_json(path, {**head, **run})
     print(f"wrote {path.relative_to(ROOT)}")

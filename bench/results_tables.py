@@ -562,13 +562,16 @@ def headline(files: dict, link) -> list[str]:
     mem = files.get("anylength.json")
     if mem and "memory_512" in mem:
         a, b, p = mem["memory_512"], mem["memory_4096"], mem.get("per_digit") or {}
+        seed = ((mem["config"].get("train") or {}).get("training") or {}).get("seed")
         rows.append(["Any-length model at long lengths: right answers, peak memory (RSS of the whole process) and time "
                      "per answer digit",
                      f"{a['right']:,} of {a['problems']:,} at {a['digits']:,}+{a['digits']:,} digits, {n(a['peak_rss_mb'])} MB; "
                      f"{b['right']:,} of {b['problems']:,} at {b['digits']:,}+{b['digits']:,}, {n(b['peak_rss_mb'])} MB"
                      + (f"; per digit at 4,096 digits {p['ratio_4096_to_64']:.2f}x that at 64 ({p['rows']} rows a batch)"
                         if p else ""),
-                     f"random operands of exactly that length, decoded ({a['mode']})", "1", machine(mem["machine"]),
+                     f"random operands of exactly that length, decoded ({a['mode']})",
+                     "1" if seed is None else f"1 (seed {seed})",
+                     machine(mem["machine"]),
                      f"`{mem['command']}`", link("anylength.json", mem)])
     for f, d in sorted(files.items()):
         sweep = d.get("batch_sweep") or {}
@@ -577,7 +580,8 @@ def headline(files: dict, link) -> list[str]:
         walls = ", ".join(f"{r['wall_vs_single']['verified']:.2f}x at batch {b}" for b, r in sweep.items())
         passes = {round(r["passes_vs_single"]["verified"], 2) for r in sweep.values()}
         what = "any-length model" if "anylength" in f else "default model"
-        rows.append([f"Verified decoding ({what}, operands of {d.get('digits') or 4} digits): same answers as single "
+        operands = f"operands of {d['digits']} base-{(d['config'].get('model') or {}).get('base', 16)} digits" if d.get("digits") else "operands 0..9999, none in its training file"
+        rows.append([f"Verified decoding ({what}, {operands}): same answers as single "
                      "(plain greedy) decoding, in fewer forward passes; its wall time against single's",
                      f"{100 * d['modes']['verified']['same_answers_as_single']:.1f}% the same; passes "
                      f"{'/'.join(f'{x:.2f}' for x in sorted(passes))}x; wall {walls}",

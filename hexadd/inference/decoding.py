@@ -57,8 +57,7 @@ def decode(model, tok, pairs: list[tuple[int, int]], mode: str = "single", batch
 def decode_rows(config, pairs, budget: int = 1 << 17) -> int:
     """Rows a decoding batch may hold: every row keeps keys and values for all its tokens, so very long problems
     go fewer at a time (`budget` token columns a batch)."""
-    c = config
-    longest = max(max(num_digits(a, c.base), num_digits(b, c.base)) for a, b in pairs)
+    longest = max(max(num_digits(a, config.base), num_digits(b, config.base)) for a, b in pairs)
     return max(1, budget // (4 * longest + 8))
 
 
