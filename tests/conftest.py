@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import launch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # The datasets library's cache (Arrow copies of the Parquet splits, tokenized encodings) stays inside the test run.
@@ -24,10 +26,13 @@ TINY_MODEL = ["model.n_embd=64", "model.n_layer=2", "model.n_head=4", "model.n_p
 
 
 def run_script(script: str, *args: str, cwd: Path, input: str | None = None, env: dict | None = None,
-               module: bool = False) -> subprocess.CompletedProcess:
-    """Run one of the project's scripts (or `python -m module`) as a user would, from `cwd`; offline unless `env` says otherwise."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
-                "HF_HUB_DISABLE_TELEMETRY": "1", **(env or {})}
+               module: bool = False, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts (or `python -m module`) as a user would, from `cwd`, offline unless `env`
+    says otherwise: in a process forked from the session's preloaded Python (tests/launch.py), or in a new Python
+    where the run needs another environment, stdin or a module, or asks to be `fresh`."""
+    if not (fresh or env or module or input is not None):
+        return launch.Launched(script, args, cwd).completed()
+    full_env = {**os.environ, **launch.ENV, **(env or {})}
     target = ["-m", script] if module else [str(ROOT / script)]
     return subprocess.run([sys.executable, *target, *args], cwd=cwd, capture_output=True, text=True,
                           env=full_env, input=input, timeout=600)

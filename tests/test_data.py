@@ -60,7 +60,8 @@ def test_exhaustive_covers_every_pair(tmp_path):
 
 
 def test_cli_prints_sizes_and_zero_overlap(tmp_path):
-    proc = run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets("problems.count=2000"), cwd=tmp_path)
+    proc = run_script("data_generator.py", "--config", str(ROOT / "data_config.yaml"), *sets("problems.count=2000"), cwd=tmp_path,
+                      fresh=True)  # this script's one launch in a new Python
     assert proc.returncode == 0, proc.stderr
     assert "overlap between splits (unordered pairs): 0" in proc.stdout
     assert (tmp_path / "data" / "train.parquet").is_file()

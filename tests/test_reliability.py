@@ -2,14 +2,13 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_main, sets
+from launch import Launched
 
 CFG = ["--config", str(ROOT / "train_config.yaml")]
 # Short, fully deterministic runs: no early stop, checkpoints and evaluations every 20 steps.
@@ -27,28 +26,26 @@ def data_dir(tmp_path_factory):
 
 
 def trainer(cwd, name, *extra, resume=False):
-    args = [sys.executable, str(ROOT / "trainer.py"), *CFG,
-            *sets(*SHORT, f"output.model_dir={name}/model", f"output.run_dir={name}/run"), *extra]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(args + (["--resume"] if resume else []), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    """trainer.py in a process of its own (forked from the preloaded Python: tests/launch.py)."""
+    args = [*CFG, *sets(*SHORT, f"output.model_dir={name}/model", f"output.run_dir={name}/run"), *extra]
+    return Launched("trainer.py", args + (["--resume"] if resume else []), cwd)
 
 
 def wait_for(path, proc, timeout=120):
     t0 = time.time()
     while not path.exists():
-        assert proc.poll() is None, proc.stderr.read()
+        assert proc.poll() is None, proc.output()[1]
         assert time.time() - t0 < timeout
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
-def test_sigkill_stop_after_and_resume_give_the_same_weights(data_dir):
-    full = trainer(data_dir, "full")
-    assert full.wait() == 0, full.stderr.read()
-    killed = trainer(data_dir, "killed")
+def test_sigkill_stop_after_and_resume_give_the_same_weights_and_average(data_dir):
+    """Killed at any moment, stopped with --stop-after and resumed, a run ends with the bytes of an uninterrupted
+    one: weights, optimizer state and the weight average (on by default), which is what the model folder keeps."""
+    full, killed = trainer(data_dir, "full"), trainer(data_dir, "killed")  # side by side: one core each
     wait_for(data_dir / "killed/run/checkpoint-40", killed)
     killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    assert killed.wait() == -signal.SIGKILL
     part = trainer(data_dir, "killed", "--stop-after", "80", resume=True)
     out, err = part.communicate()
     assert part.returncode == 0 and "resumed from step" in out, err
@@ -56,28 +53,15 @@ def test_sigkill_stop_after_and_resume_give_the_same_weights(data_dir):
     resumed = trainer(data_dir, "killed", resume=True)
     out, err = resumed.communicate()
     assert resumed.returncode == 0 and "resumed from step 80" in out, err
+    assert full.wait() == 0, full.output()[1]
     for f in ("run/checkpoint-120/model.safetensors", "run/checkpoint-120/optimizer.safetensors", "model/model.safetensors"):
         assert (data_dir / "full" / f).read_bytes() == (data_dir / "killed" / f).read_bytes(), f
     steps = [json.loads(line)["step"] for line in (data_dir / "killed/run/metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(20, 121, 20))
-
-
-def test_weight_average_is_saved_and_resumes_to_the_same_bytes(data_dir):
-    """With training.ema the saved model is the average, not the last step's weights, and a run stopped and
-    resumed ends where an uninterrupted one does."""
-    ema = "--set", "training.ema=0.9"
-    full = trainer(data_dir, "ema-full", *ema)
-    assert full.wait() == 0, full.stderr.read()
-    part = trainer(data_dir, "ema-split", *ema, "--stop-after", "60")
-    assert part.wait() == 0, part.stderr.read()
-    resumed = trainer(data_dir, "ema-split", *ema, resume=True)
-    out, err = resumed.communicate()
-    assert resumed.returncode == 0 and "resumed from step 60" in out, err
-    for f in ("run/checkpoint-120/optimizer.safetensors", "model/model.safetensors"):
-        assert (data_dir / "ema-full" / f).read_bytes() == (data_dir / "ema-split" / f).read_bytes(), f
+    # The checkpoint holds the average beside the raw weights, and the model folder the average, not the raw.
     from safetensors.torch import load_file
-    raw, kept = (load_file(data_dir / "ema-full" / f) for f in ("run/checkpoint-120/model.safetensors", "model/model.safetensors"))
-    averaged = {k[len("extra.ema."):]: v for k, v in load_file(data_dir / "ema-full/run/checkpoint-120/optimizer.safetensors").items()
+    raw, kept = (load_file(data_dir / "full" / f) for f in ("run/checkpoint-120/model.safetensors", "model/model.safetensors"))
+    averaged = {k[len("extra.ema."):]: v for k, v in load_file(data_dir / "full/run/checkpoint-120/optimizer.safetensors").items()
                 if k.startswith("extra.ema.") and k != "extra.ema.n_averaged"}
     assert averaged.keys() == raw.keys() and not all(torch.equal(raw[k], averaged[k]) for k in raw)
     assert not all(torch.equal(raw[k], kept[k]) for k in raw)
@@ -155,7 +139,7 @@ def test_full_disk_leaves_the_model_folder_intact(tiny_run, tmp_path):
     for name in ("model", "tokenizer", "data"):
         shutil.copytree(tiny_run / name, tmp_path / name)
     before = {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir() if p.is_file()}
-    script = """
+    (tmp_path / "full_disk.py").write_text("""
 import errno, runpy, sys
 import transformers.modeling_utils as mu
 def full_disk(tensors, filename, metadata=None):
@@ -165,9 +149,8 @@ def full_disk(tensors, filename, metadata=None):
 mu.safe_save_file = full_disk
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, "-c", script, str(ROOT / "trainer.py"), *CFG,
-                           *sets(*SHORT, "training.max_steps=20")], cwd=tmp_path, capture_output=True, text=True, env=env)
+""")
+    proc = Launched(tmp_path / "full_disk.py", [str(ROOT / "trainer.py"), *CFG, *sets(*SHORT, "training.max_steps=20")],
+                    tmp_path).completed()
     assert_one_line_error(proc, "No space left on device", "earlier outputs are unchanged")
     assert {p.name: p.read_bytes() for p in (tmp_path / "model").iterdir() if p.is_file()} == before
