@@ -213,9 +213,7 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
         yaml.safe_dump(to_dict(train_cfg), f, sort_keys=False)
     log = folder / "trainer.log"
     t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "trainer.py"), "--config", str(folder / "train_config.yaml")],
-                                cwd=folder, stdout=f, stderr=subprocess.STDOUT)
+    proc = launch_trainer(folder / "train_config.yaml", folder, log)
     ended_s, hit = watch(proc, log, t0, args.budget)
     load = os.getloadavg()[0]  # the last minute of training: other work on the machine shows here
     text = log.read_text()
@@ -241,6 +239,13 @@ def run(name: str, seed: int, train_cfg, data_dir: Path, tok_dir: Path, args) ->
     record["wall_s"] = time.perf_counter() - t0
     record["commit"] = commit()
     return record
+
+
+def launch_trainer(config: Path, folder: Path, log: Path) -> subprocess.Popen:
+    """trainer.py in a process of its own (a row's crash or budget never stops the table), output to `log`."""
+    with open(log, "w") as f:
+        return subprocess.Popen([sys.executable, str(ROOT / "trainer.py"), "--config", str(config)], cwd=folder,
+                                stdout=f, stderr=subprocess.STDOUT)
 
 
 def watch(proc, log: Path, t0: float, budget: float) -> tuple[float | None, bool]:

@@ -39,8 +39,8 @@ def _context_started():
 
 def _run(script: str, args: list[str], cwd: str, out: str, err: str) -> None:
     """In the forked child: the script's stdout and stderr go to files, then it runs as `python script args`."""
-    for fd, path in ((1, out), (2, err)):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+    os.dup2(os.open(out, os.O_WRONLY | os.O_APPEND), 1)
+    os.dup2(1 if err == out else os.open(err, os.O_WRONLY | os.O_APPEND), 2)
     os.chdir(cwd)
     sys.argv = [script, *args]
     sys.path.insert(0, str(Path(script).parent))
@@ -50,9 +50,14 @@ def _run(script: str, args: list[str], cwd: str, out: str, err: str) -> None:
 class Launched:
     """The part of subprocess.Popen the tests use: poll, wait, communicate, send_signal, kill, pid, returncode."""
 
-    def __init__(self, script: str, args: list[str], cwd: Path):
+    def __init__(self, script: str, args: list[str], cwd: Path, log: Path | None = None):
+        """`log`: stdout and stderr both to this file (as Popen(stdout=f, stderr=STDOUT)), else each to its own."""
         self._files = tempfile.TemporaryDirectory(prefix="hexadd-launch-")
         self._out, self._err = (os.path.join(self._files.name, n) for n in ("stdout", "stderr"))
+        if log is not None:
+            self._out = self._err = str(log)
+        for path in (self._out, self._err):
+            open(path, "w").close()  # there, empty, before the process starts, as Popen's would be
         script = str(script if Path(script).is_absolute() else ROOT / script)
         self._process = _context_started().Process(target=_run, args=(script, list(args), str(cwd), self._out, self._err))
         self._process.start()

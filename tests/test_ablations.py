@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from conftest import ROOT, TINY_DATA, assert_one_line_error, run_script
+from launch import Launched
 from hexadd.experiments.reports import markdown, summarize
 from hexadd.common.errors import ConfigError
 from hexadd.inference.decoding import decode
@@ -27,7 +28,10 @@ def args(tmp_path, rows, *extra):
             str(ROOT / "train_config.yaml"), *[a for o in TINY for a in ("--set", o)], *extra]
 
 
-def test_tiny_table_is_written_and_resumed(tmp_path, capsys):
+def test_tiny_table_is_written_and_resumed(tmp_path, capsys, monkeypatch):
+    # Each row's trainer in a process forked from the preloaded Python (tests/launch.py), not a new one.
+    monkeypatch.setattr(ablations, "launch_trainer", lambda config, folder, log: Launched(
+        "trainer.py", ["--config", str(config)], folder, log=log))
     rows = tmp_path / "rows"
     rows.mkdir()
     (rows / "heads-1.yaml").write_text("label: one prediction head\nclaim: two heads decode in fewer passes\n"
