@@ -74,11 +74,12 @@ class Launched:
     def wait(self, timeout: float = 600):
         self._process.join(timeout)
         if self._process.exitcode is None:
-            raise TimeoutError(f"{self.args} still running after {timeout} s")
+            self._process.kill()
+            raise TimeoutError(f"{self.args} still running after {timeout} s: killed")
         return self._process.exitcode
 
     def output(self) -> tuple[str, str]:
-        return tuple(Path(p).read_text() if os.path.exists(p) else "" for p in (self._out, self._err))
+        return Path(self._out).read_text(), Path(self._err).read_text()
 
     def communicate(self, timeout: float = 600) -> tuple[str, str]:
         self.wait(timeout)
