@@ -17,6 +17,7 @@ ENV = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "HF_
 PRELOAD = ["torch", "transformers", "hexadd.train.loop", "hexadd.data.generate", "hexadd.data.tokenizer", "matplotlib.pyplot"]
 
 _context = None
+_FILES = tempfile.TemporaryDirectory(prefix="hexadd-launch-")  # every run's stdout and stderr, until the session ends
 
 
 def _context_started():
@@ -39,8 +40,10 @@ def _context_started():
 
 def _run(script: str, args: list[str], cwd: str, out: str, err: str) -> None:
     """In the forked child: the script's stdout and stderr go to files, then it runs as `python script args`."""
-    os.dup2(os.open(out, os.O_WRONLY | os.O_APPEND), 1)
-    os.dup2(1 if err == out else os.open(err, os.O_WRONLY | os.O_APPEND), 2)
+    for fd, path in ((1, out), (2, err)):
+        opened = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(opened, fd)
+        os.close(opened)
     os.chdir(cwd)
     sys.argv = [script, *args]
     sys.path.insert(0, str(Path(script).parent))
@@ -52,14 +55,16 @@ class Launched:
 
     def __init__(self, script: str, args: list[str], cwd: Path, log: Path | None = None):
         """`log`: stdout and stderr both to this file (as Popen(stdout=f, stderr=STDOUT)), else each to its own."""
-        self._files = tempfile.TemporaryDirectory(prefix="hexadd-launch-")
-        self._out, self._err = (os.path.join(self._files.name, n) for n in ("stdout", "stderr"))
+        files = tempfile.mkdtemp(dir=_FILES.name)
+        self._out, self._err = (os.path.join(files, n) for n in ("stdout", "stderr"))
         if log is not None:
             self._out = self._err = str(log)
         for path in (self._out, self._err):
             open(path, "w").close()  # there, empty, before the process starts, as Popen's would be
         script = str(script if Path(script).is_absolute() else ROOT / script)
-        self._process = _context_started().Process(target=_run, args=(script, list(args), str(cwd), self._out, self._err))
+        # Daemonic: a run a failed test leaves behind is stopped when the session ends, not waited for.
+        self._process = _context_started().Process(target=_run, args=(script, list(args), str(cwd), self._out, self._err),
+                                                   daemon=True)
         self._process.start()
         self.pid = self._process.pid
         self.args = [script, *args]
@@ -91,7 +96,8 @@ class Launched:
         return subprocess.CompletedProcess(self.args, self.returncode, out, err)
 
     def send_signal(self, sig: int) -> None:
-        os.kill(self.pid, sig)
+        if self.poll() is None:  # as Popen: an ended run (its pid perhaps reused) gets nothing
+            os.kill(self.pid, sig)
 
     def kill(self) -> None:
         self._process.kill()

@@ -29,7 +29,9 @@ def args(tmp_path, rows, *extra):
 
 
 def test_tiny_table_is_written_and_resumed(tmp_path, capsys, monkeypatch):
-    # Each row's trainer in a process forked from the preloaded Python (tests/launch.py), not a new one.
+    # Each row's trainer in a process forked from the preloaded Python (tests/launch.py), not a new one; the
+    # runner's own launch, a new Python with its output in the row's log, is checked at the end.
+    launch_trainer = ablations.launch_trainer
     monkeypatch.setattr(ablations, "launch_trainer", lambda config, folder, log: Launched(
         "trainer.py", ["--config", str(config)], folder, log=log))
     rows = tmp_path / "rows"
@@ -75,6 +77,11 @@ def test_tiny_table_is_written_and_resumed(tmp_path, capsys, monkeypatch):
     ablations.main(argv)
     assert "0 to go" in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
+
+    (tmp_path / "bad.yaml").write_text("training: {max_steps: 0}\n")
+    proc = launch_trainer(tmp_path / "bad.yaml", tmp_path, tmp_path / "trainer.log")
+    assert proc.wait(timeout=120) == 2
+    assert (tmp_path / "trainer.log").read_text().startswith("error: training.max_steps")
 
 
 def test_table_cells():
