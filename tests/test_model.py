@@ -344,3 +344,37 @@ def test_head1_logits_from_a_position_equal_the_full_pass(kw, attn):
         assert torch.equal(model.head1_logits_from(x, mask, 0), full)
         one, ones = x[:1], torch.ones_like(x[:1])  # no padding: sdpa may get no mask at all, and must still be causal
         assert torch.allclose(model.head1_logits_from(one, ones, 6), model(one, attention_mask=ones).logits[:, 6:], atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{"position_scheme": "block_relative", "window": 2}, {}])
+def test_a_draft_block_from_a_position_equals_its_full_pass(kw):
+    """Decoding runs the last draft block's output only from the first slot a row reads (in a prompt's pass, its
+    last); the slots before give only their keys and values. Its logits there, and every key and value it
+    caches, are the full pass's."""
+    import torch.nn.functional as F
+    from transformers.cache_utils import Cache, StaticLayer
+    from hexadd.inference.decoding import cache_layers
+    from hexadd.modeling.positions import block_window
+    model = tiny(draft_head="block", n_predict=2, **kw)
+    model.set_attn_implementation("eager")
+    x = ids("+1342+879+2221+")
+    mask, T = torch.ones_like(x), x.shape[1]
+    positions = model.position_ids(x, mask)
+    window = block_window(positions, model.number_ids(x, mask), mask, 2) if model.config.windowed else None
+
+    def draft_from(start):
+        cache = Cache(layers=[StaticLayer(max_cache_len=T + 4) for _ in range(cache_layers(model, 2))])
+        with torch.no_grad():
+            out = model(x, attention_mask=mask, cache=cache, use_cache=True, heads=1)
+            kwargs = model.draft_kwargs(out.state, mask, positions, x, cache, window, True)
+            _, logits = model.draft(2, out.state, F.pad(x[:, 1:], (0, 1)), start=start, **kwargs)
+        layer = cache.layers[model.config.n_layer]
+        return logits, layer.keys[:, :, :T], layer.values[:, :, :T], int(layer.get_seq_length())
+
+    full, keys, values, length = draft_from(0)
+    assert full.shape == (1, T, 19) and length == T
+    for start in (5, T - 1):
+        logits, k, v, n = draft_from(start)
+        assert logits.shape == (1, T - start, 19) and n == T
+        assert torch.allclose(logits, full[:, start:], atol=1e-5), start
+        assert torch.allclose(k, keys, atol=1e-6) and torch.allclose(v, values, atol=1e-6), start

@@ -178,17 +178,19 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
 def _draft(model, out, fed, bonus, accepted, n, valid, positions, cache, window) -> torch.Tensor:
     """(B, n-1) the draft blocks' tokens at each row's last kept slot. Block j reads, beside every fed slot s,
     token s+j-1 of the row as it now stands: the kept fed tokens, head 1's `bonus`, then the drafts so far.
-    Every fed slot goes through the blocks, so their caches hold each slot's keys and values."""
+    Every fed slot goes through the blocks, so their caches hold each slot's keys and values; the last block
+    computes its output only from the first slot a row reads on (in a prompt's pass, the last slot alone)."""
     B, width = fed.shape
     rows = torch.arange(B, device=fed.device)
     stream = torch.cat([fed, torch.full((B, n), model.config.pad_token_id, device=fed.device)], dim=1)
     stream[rows, accepted + 1] = bonus
     kwargs = model.draft_kwargs(out.state, valid, positions, fed, cache, window, True)
-    state, drafts = out.state, []
+    state, drafts, start = out.state, [], int(accepted.min())
     for j in range(2, n + 1):
         tokens = stream[:, j - 1:j - 1 + width]                                           # (B, width)
-        state, logits = model.draft(j, state, tokens, **kwargs)
-        drafts.append(logits.argmax(-1)[rows, accepted])
+        first = start if j == n else 0
+        state, logits = model.draft(j, state, tokens, start=first, **kwargs)
+        drafts.append(logits.argmax(-1)[rows, accepted - first])
         stream[rows, accepted + j] = drafts[-1]
     return torch.stack(drafts, dim=1)
 

@@ -61,7 +61,8 @@ def block_window_attention(module, query, key, value, attention_mask=None, dropo
                            **kwargs):
     """Attention of a block-window model: each query attends to the keys of its `window` (positions.Window), with
     the window's learned bias for their block distance (`window.bias`, (H, 2D + 1)). (B, H, Tq, hd)
-    queries, (B, H, Tk, hd) keys and values; returns (B, Tq, H, hd) and the weights.
+    queries, (B, H, Tk, hd) keys and values; returns (B, Tq, H, hd) and the weights (over the keys up to the last
+    one read where Tq < Tk).
 
     Up to DENSE_KEYS key columns a row (those up to the last one read) it is one dense (Tq, keys) tile with the
     window as its mask: a matmul reads each key once for all queries, where gathering copies it for each of its
@@ -75,7 +76,8 @@ def block_window_attention(module, query, key, value, attention_mask=None, dropo
         scores = query @ key[:, :, :used].transpose(-1, -2) * scaling + window.dense_bias(used, query.dtype)
         weights = F.dropout(scores.softmax(-1), p=dropout, training=module.training)            # (B, H, Tq, used)
         out = (weights @ value[:, :, :used]).transpose(1, 2)
-        return out, F.pad(weights, (0, Tk - used)) if used < Tk else weights
+        # Over every key for a pass over whole rows (figures); a decoding pass, read by no one, keeps the columns read.
+        return out, F.pad(weights, (0, Tk - used)) if used < Tk == Tq else weights
     D = (window.bias.shape[1] - 1) // 2
     bias = window.bias[:, window.distance + D].to(query.dtype)                                 # (H, K)
     low = torch.finfo(query.dtype).min
@@ -111,6 +113,14 @@ class HexAddOutput(CausalLMOutputWithCrossAttentions):
     state: torch.FloatTensor | None = None
 
 
+def cache_keys_only(block: GPT2Block, hidden_states: torch.Tensor, cache) -> None:
+    """Append the keys and values `block` would cache for (B, T, C) `hidden_states` to its layer of `cache`, without
+    computing the block's output there: what a position gives later queries when its own output is not read."""
+    attn, (B, T, _) = block.attn, hidden_states.shape
+    _, keys, values = attn.c_attn(block.ln_1(hidden_states)).split(attn.split_size, dim=2)
+    cache.update(*(x.view(B, T, -1, attn.head_dim).transpose(1, 2) for x in (keys, values)), attn.layer_idx)
+
+
 class PredictionHead(nn.Module):
     """Head j >= 2 (draft_head: mlp): a residual block on the trunk's last hidden state, then the shared (tied)
     unembedding."""
@@ -142,11 +152,18 @@ class DraftBlock(nn.Module):
         # A block-window model's draft block attends with a bias of its own: it looks further ahead than the trunk.
         self.distance_bias = nn.Parameter(torch.zeros(config.n_head, 2 * config.window + 1)) if config.windowed else None
 
-    def forward(self, state, token_embeds, window=None, **kwargs):  # (B, T, C), (B, T, C) -> (B, T, C)
-        """The block's output: the next draft block's state; self.ln of it gives this head's logits."""
+    def forward(self, state, token_embeds, window=None, start: int = 0, **kwargs):  # (B, T, C), (B, T, C) -> (B, T - start, C)
+        """The block's output at positions `start`..: the next draft block's state; self.ln of it gives this head's
+        logits. Positions before `start` (decoding, where their drafts are not read) only add their keys and values
+        to the cache: in a prompt's pass that is all but its last position."""
+        x = self.join(torch.cat([self.ln_state(state), self.ln_token(token_embeds)], dim=-1))
+        if start:
+            cache_keys_only(self.block, x[:, :start], kwargs["cache"])
+            x, window = x[:, start:], window.rows(start) if window is not None else None
+            if kwargs.get("attention_mask") is not None:
+                kwargs["attention_mask"] = kwargs["attention_mask"][:, :, start:]
         if window is not None:
             kwargs["window"] = window.with_bias(self.distance_bias)
-        x = self.join(torch.cat([self.ln_state(state), self.ln_token(token_embeds)], dim=-1))
         out = self.block(x, **kwargs)
         return out[0] if isinstance(out, tuple) else out
 
@@ -306,7 +323,7 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         finally:
             hook.remove()
         h, mask, extra = seen["hidden_states"], seen.get("attention_mask"), dict(seen.get("kwargs", {}))
-        attn, (rows, t) = block.attn, input_ids.shape
+        t = input_ids.shape[1]
         if "window" in extra:
             extra["window"] = extra["window"].rows(start)
         elif mask is None:  # a causal mask the kernel would have implied; with fewer queries than keys it must be explicit
@@ -315,9 +332,8 @@ class HexAddForCausalLM(GPT2PreTrainedModel, GenerationMixin):
         if mask is not None:
             mask = mask[:, :, start:]
         extra.pop("position_ids", None)
-        _, keys, values = attn.c_attn(block.ln_1(h[:, :start])).split(attn.split_size, dim=2)
         cache = DynamicCache()
-        cache.update(*(x.view(rows, start, -1, attn.head_dim).transpose(1, 2) for x in (keys, values)), attn.layer_idx)
+        cache_keys_only(block, h[:, :start], cache)
         out = block(h[:, start:], cache, mask, use_cache=True, **extra)
         out = out[0] if isinstance(out, tuple) else out
         return self.lm_head(self.transformer.ln_f(out))
