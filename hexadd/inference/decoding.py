@@ -131,7 +131,8 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
                 kept = ids[:, cur + 1:cur + width]
             bonus = guess[rows, accepted]                                              # (B,) head 1 at the last kept slot
             if blocks:
-                drafts = _draft(model, out, ids[:, fed], bonus, accepted, n, valid, positions[:, fed], cache, window)
+                drafts = _draft(model, out, ids[:, fed], bonus, accepted, n, valid, positions[:, fed], cache, window,
+                                prompt=n_pass == 1)
             else:
                 state = out.state[rows, accepted]                                      # (B, C)
                 drafts = torch.stack([model.draft(j, state)[1].argmax(-1) for j in range(2, n + 1)], dim=1)
@@ -175,17 +176,18 @@ def _decode_batch(model, tok, pairs, mode) -> list[Answer]:
             for r, (a, b) in enumerate(pairs)]
 
 
-def _draft(model, out, fed, bonus, accepted, n, valid, positions, cache, window) -> torch.Tensor:
+def _draft(model, out, fed, bonus, accepted, n, valid, positions, cache, window, prompt: bool) -> torch.Tensor:
     """(B, n-1) the draft blocks' tokens at each row's last kept slot. Block j reads, beside every fed slot s,
     token s+j-1 of the row as it now stands: the kept fed tokens, head 1's `bonus`, then the drafts so far.
-    Every fed slot goes through the blocks, so their caches hold each slot's keys and values; the last block
-    computes its output only from the first slot a row reads on (in a prompt's pass, the last slot alone)."""
+    Every fed slot goes through the blocks, so their caches hold each slot's keys and values. In the prompt's
+    pass, whose last slot alone is read, the last block computes its output there only; a later pass feeds at
+    most n slots, and skipping one costs more operations than it saves (bench/decode_speed.py at batch 1)."""
     B, width = fed.shape
     rows = torch.arange(B, device=fed.device)
     stream = torch.cat([fed, torch.full((B, n), model.config.pad_token_id, device=fed.device)], dim=1)
     stream[rows, accepted + 1] = bonus
     kwargs = model.draft_kwargs(out.state, valid, positions, fed, cache, window, True)
-    state, drafts, start = out.state, [], int(accepted.min())
+    state, drafts, start = out.state, [], width - 1 if prompt else 0
     for j in range(2, n + 1):
         tokens = stream[:, j - 1:j - 1 + width]                                           # (B, width)
         first = start if j == n else 0
