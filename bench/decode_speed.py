@@ -51,6 +51,7 @@ def main():
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--digits", type=int, help="fresh problems whose operands have exactly this many digits")
     p.add_argument("--sweep-problems", type=int, default=400, help="problems a batch size of the sweep, times the batch size")
+    p.add_argument("--rounds", type=int, default=4, help="turns the modes take in the sweep, each on its own slice")
     p.add_argument("--no-cli", action="store_true", help="skip the inference.py --file measurement")
     p.add_argument("--name", default="decode_speed")
     args = p.parse_args()
@@ -87,17 +88,21 @@ def main():
               f"{r['passes_per_answer']:.2f} passes/answer, exact match {r['accuracy']:.4%}, "
               f"same answers as single {r['same_answers_as_single']:.4%}")
 
-    # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers.
+    # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers. The
+    # modes take turns on `--rounds` slices of the problems, so a shared machine's drifting speed falls on each alike.
     sweep = {}
     for batch in args.sweep:
         subset = pairs[:min(len(pairs), args.sweep_problems * batch)]
-        row, seconds, passes = {}, {}, {}
-        for mode in modes:
-            t0 = time.perf_counter()
-            answers = decode(model, tok, subset, mode, batch)
-            seconds[mode] = time.perf_counter() - t0
-            row[mode] = len(subset) / seconds[mode]
-            passes[mode] = sum(a.passes for a in answers) / len(subset)
+        step = -(-len(subset) // args.rounds)
+        seconds, passes = dict.fromkeys(modes, 0.0), dict.fromkeys(modes, 0)
+        for i in range(0, len(subset), step):
+            for mode in modes:
+                t0 = time.perf_counter()
+                answers = decode(model, tok, subset[i:i + step], mode, batch)
+                seconds[mode] += time.perf_counter() - t0
+                passes[mode] += sum(a.passes for a in answers)
+        row = {m: len(subset) / seconds[m] for m in modes}
+        passes = {m: passes[m] / len(subset) for m in modes}
         sweep[batch] = {"problems": len(subset), "problems_per_s": row, "passes_per_answer": passes,
                         "speed_vs_single": {m: row[m] / row["single"] for m in modes},
                         "wall_vs_single": {m: seconds[m] / seconds["single"] for m in modes},
