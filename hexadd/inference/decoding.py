@@ -180,8 +180,8 @@ def _draft(model, out, fed, bonus, accepted, n, valid, positions, cache, window,
     """(B, n-1) the draft blocks' tokens at each row's last kept slot. Block j reads, beside every fed slot s,
     token s+j-1 of the row as it now stands: the kept fed tokens, head 1's `bonus`, then the drafts so far.
     Every fed slot goes through the blocks, so their caches hold each slot's keys and values. In the prompt's
-    pass, whose last slot alone is read, the last block computes its output there only; a later pass feeds at
-    most n slots, and skipping one costs more operations than it saves (bench/decode_speed.py at batch 1)."""
+    pass, whose last slot alone is read, the last block computes its output there only. A later pass feeds at
+    most n slots: skipping one would save one slot's MLP for a dozen more operations, a loss at small batches."""
     B, width = fed.shape
     rows = torch.arange(B, device=fed.device)
     stream = torch.cat([fed, torch.full((B, n), model.config.pad_token_id, device=fed.device)], dim=1)
