@@ -51,6 +51,7 @@ def main():
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--digits", type=int, help="fresh problems whose operands have exactly this many digits")
     p.add_argument("--sweep-problems", type=int, default=400, help="problems a batch size of the sweep, times the batch size")
+    p.add_argument("--ops-problems", type=int, default=20, help="problems to count operator calls a pass on (0: none)")
     p.add_argument("--rounds", type=int, default=4, help="turns the modes take in the sweep, each on its own slice")
     p.add_argument("--no-cli", action="store_true", help="skip the inference.py --file measurement")
     p.add_argument("--name", default="decode_speed")
@@ -110,6 +111,19 @@ def main():
         print(f"batch {batch:>5}: " + ", ".join(f"{m} {row[m]:.0f}/s (wall {seconds[m] / seconds['single']:.2f}x single, "
                                                 f"passes {passes[m] / passes['single']:.2f}x)" for m in modes), flush=True)
 
+    # Where a pass's time goes at batch 1: PyTorch operator calls (nested ones included) a forward pass, by mode.
+    ops = {}
+    if args.ops_problems:
+        from torch.profiler import ProfilerActivity, profile
+        for mode in modes:
+            decode(model, tok, pairs[:1], mode, 1)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                answers = decode(model, tok, pairs[:args.ops_problems], mode, 1)
+            calls = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+            ops[mode] = calls / sum(a.passes for a in answers)
+        print("operator calls a pass at batch 1: " + ", ".join(f"{m} {ops[m]:.0f} ({ops[m] / ops['single']:.2f}x single)"
+                                                               for m in modes))
+
     cli = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.no_cli:
@@ -123,6 +137,7 @@ def main():
             print(f"inference.py --file ({len(pairs):,} problems, --decode {mode}): {wall:.1f}s, "
                   f"{len(pairs) / wall:.0f} problems/s end to end, peak RSS {rss:.0f} MB")
     save(args.name, config=model_config(args.model), result={"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds, "modes": rows,
+                          "ops_per_pass_batch_1": ops,
                           "batch_sweep": sweep, "cli": cli})
 
 
