@@ -90,13 +90,15 @@ def main():
               f"same answers as single {r['same_answers_as_single']:.4%}")
 
     # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers. The
-    # modes take turns on `--rounds` slices of the problems, so a shared machine's drifting speed falls on each alike.
+    # modes take turns on up to `--rounds` slices of whole batches, so a shared machine's drifting speed falls on
+    # each alike.
     sweep = {}
     for batch in args.sweep:
         subset = pairs[:min(len(pairs), args.sweep_problems * batch)]
-        step = -(-len(subset) // args.rounds)
+        step = -(-len(subset) // (args.rounds * batch)) * batch          # whole batches a slice
+        slices = range(0, len(subset), step)
         seconds, passes = dict.fromkeys(modes, 0.0), dict.fromkeys(modes, 0)
-        for i in range(0, len(subset), step):
+        for i in slices:
             for mode in modes:
                 t0 = time.perf_counter()
                 answers = decode(model, tok, subset[i:i + step], mode, batch)
@@ -104,14 +106,15 @@ def main():
                 passes[mode] += sum(a.passes for a in answers)
         row = {m: len(subset) / seconds[m] for m in modes}
         passes = {m: passes[m] / len(subset) for m in modes}
-        sweep[batch] = {"problems": len(subset), "problems_per_s": row, "passes_per_answer": passes,
+        sweep[batch] = {"problems": len(subset), "slices": len(slices), "problems_per_s": row, "passes_per_answer": passes,
                         "speed_vs_single": {m: row[m] / row["single"] for m in modes},
                         "wall_vs_single": {m: seconds[m] / seconds["single"] for m in modes},
                         "passes_vs_single": {m: passes[m] / passes["single"] for m in modes}}
         print(f"batch {batch:>5}: " + ", ".join(f"{m} {row[m]:.0f}/s (wall {seconds[m] / seconds['single']:.2f}x single, "
                                                 f"passes {passes[m] / passes['single']:.2f}x)" for m in modes), flush=True)
 
-    # Where a pass's time goes at batch 1: PyTorch operator calls (nested ones included) a forward pass, by mode.
+    # Where a pass's time goes at batch 1: PyTorch operator calls (nested ones included) of the whole decoding
+    # loop (forward passes, drafts, bookkeeping, the prompt's setup and the answers' parsing) a forward pass, by mode.
     ops = {}
     if args.ops_problems:
         from torch.profiler import ProfilerActivity, profile
@@ -121,7 +124,7 @@ def main():
                 answers = decode(model, tok, pairs[:args.ops_problems], mode, 1)
             calls = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
             ops[mode] = calls / sum(a.passes for a in answers)
-        print("operator calls a pass at batch 1: " + ", ".join(f"{m} {ops[m]:.0f} ({ops[m] / ops['single']:.2f}x single)"
+        print("operator calls of decoding, a forward pass, at batch 1: " + ", ".join(f"{m} {ops[m]:.0f} ({ops[m] / ops['single']:.2f}x single)"
                                                                for m in modes))
 
     cli = {}
@@ -136,7 +139,7 @@ def main():
             cli[mode] = {"wall_s": wall, "problems_per_s": len(pairs) / wall, "peak_rss_mb": rss}
             print(f"inference.py --file ({len(pairs):,} problems, --decode {mode}): {wall:.1f}s, "
                   f"{len(pairs) / wall:.0f} problems/s end to end, peak RSS {rss:.0f} MB")
-    save(args.name, config=model_config(args.model), result={"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds, "modes": rows,
+    save(args.name, config=model_config(args.model), result={"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
                           "ops_per_pass_batch_1": ops,
                           "batch_sweep": sweep, "cli": cli})
 

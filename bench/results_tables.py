@@ -585,8 +585,10 @@ def headline(files: dict, link) -> list[str]:
                      "(plain greedy) decoding, in fewer forward passes; its wall time against single's",
                      f"{100 * d['modes']['verified']['same_answers_as_single']:.1f}% the same; passes "
                      f"{'/'.join(f'{x:.2f}' for x in sorted(passes))}x; wall {walls}",
-                     f"{n(d['problems'])} random problems, both modes side by side in one run"
-                     + (f", taking turns on {d['rounds']} slices of them" if d.get("rounds", 1) > 1 else ""), "1",
+                     f"random problems: the same answers on {n(d['problems'])}, wall time on "
+                     + ", ".join(f"{n(r['problems'])} at batch {b}" for b, r in sweep.items())
+                     + ", both modes side by side in one run"
+                     + (", taking turns on slices of them" if any(r.get("slices", 1) > 1 for r in sweep.values()) else ""), "1",
                      machine(d["machine"]), f"`{d['command']}`", link(f, d)])
     for f, d in files.items():
         if f.startswith("certify-all") and d.get("certificate", {}).get("exhaustive"):

@@ -158,6 +158,8 @@ class DraftBlock(nn.Module):
         to the cache: in a prompt's pass that is all but its last position."""
         x = self.join(torch.cat([self.ln_state(state), self.ln_token(token_embeds)], dim=-1))
         if start:
+            if kwargs.get("cache") is None:
+                raise ValueError("a draft block run from a position needs the cache its earlier keys go into")
             cache_keys_only(self.block, x[:, :start], kwargs["cache"])
             x, window = x[:, start:], window.rows(start) if window is not None else None
             if kwargs.get("attention_mask") is not None:
