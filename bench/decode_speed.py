@@ -73,40 +73,40 @@ def main():
         pairs = [(rng.randrange(base ** (d - 1), base ** d), rng.randrange(base ** (d - 1), base ** d))
                  for _ in range(args.problems)]
     modes = ["single", "multi", "verified"] if model.config.n_predict > 1 else ["single"]
-    rows, texts = {}, {}
-    for mode in modes:
-        t0 = time.perf_counter()
-        answers = decode(model, tok, pairs, mode, args.batch_size)
-        seconds = time.perf_counter() - t0
-        texts[mode] = [a.text for a in answers]
-        rows[mode] = {"problems_per_s": len(pairs) / seconds, "seconds": seconds,
-                      "passes_per_answer": sum(a.passes for a in answers) / len(pairs),
-                      "accuracy": sum(a.value == x + y for a, (x, y) in zip(answers, pairs)) / len(pairs),
-                      "same_answers_as_single": sum(t == s for t, s in zip(texts[mode], texts["single"])) / len(pairs)}
+
+    def in_turns(problems, batch):
+        """Each mode's answers and seconds on `problems`, the modes taking turns on up to --rounds slices of whole
+        batches, so a shared machine's drifting speed falls on each alike; and the number of slices."""
+        step = -(-len(problems) // (args.rounds * batch)) * batch
+        answers, seconds = {m: [] for m in modes}, dict.fromkeys(modes, 0.0)
+        for i in range(0, len(problems), step):
+            for mode in modes:
+                t0 = time.perf_counter()
+                answers[mode] += decode(model, tok, problems[i:i + step], mode, batch)
+                seconds[mode] += time.perf_counter() - t0
+        return answers, seconds, -(-len(problems) // step)
+
+    answers, seconds, slices = in_turns(pairs, args.batch_size)
+    texts = {m: [a.text for a in answers[m]] for m in modes}
+    rows = {m: {"problems_per_s": len(pairs) / seconds[m], "seconds": seconds[m],
+                "passes_per_answer": sum(a.passes for a in answers[m]) / len(pairs),
+                "accuracy": sum(a.value == x + y for a, (x, y) in zip(answers[m], pairs)) / len(pairs),
+                "same_answers_as_single": sum(t == s for t, s in zip(texts[m], texts["single"])) / len(pairs)}
+            for m in modes}
     for mode, r in rows.items():
         r["speed_vs_single"] = r["problems_per_s"] / rows["single"]["problems_per_s"]
         print(f"{mode:>9}: {r['problems_per_s']:8.0f} problems/s ({r['speed_vs_single']:.2f}x single), "
               f"{r['passes_per_answer']:.2f} passes/answer, exact match {r['accuracy']:.4%}, "
               f"same answers as single {r['same_answers_as_single']:.4%}")
 
-    # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers. The
-    # modes take turns on up to `--rounds` slices of whole batches, so a shared machine's drifting speed falls on
-    # each alike.
+    # Small batches: a pass costs about the same whatever it holds, so fewer passes means faster answers.
     sweep = {}
     for batch in args.sweep:
         subset = pairs[:min(len(pairs), args.sweep_problems * batch)]
-        step = -(-len(subset) // (args.rounds * batch)) * batch          # whole batches a slice
-        slices = range(0, len(subset), step)
-        seconds, passes = dict.fromkeys(modes, 0.0), dict.fromkeys(modes, 0)
-        for i in slices:
-            for mode in modes:
-                t0 = time.perf_counter()
-                answers = decode(model, tok, subset[i:i + step], mode, batch)
-                seconds[mode] += time.perf_counter() - t0
-                passes[mode] += sum(a.passes for a in answers)
+        answers, seconds, n_slices = in_turns(subset, batch)
         row = {m: len(subset) / seconds[m] for m in modes}
-        passes = {m: passes[m] / len(subset) for m in modes}
-        sweep[batch] = {"problems": len(subset), "slices": len(slices), "problems_per_s": row, "passes_per_answer": passes,
+        passes = {m: sum(a.passes for a in answers[m]) / len(subset) for m in modes}
+        sweep[batch] = {"problems": len(subset), "slices": n_slices, "problems_per_s": row, "passes_per_answer": passes,
                         "speed_vs_single": {m: row[m] / row["single"] for m in modes},
                         "wall_vs_single": {m: seconds[m] / seconds["single"] for m in modes},
                         "passes_vs_single": {m: passes[m] / passes["single"] for m in modes}}
@@ -139,7 +139,7 @@ def main():
             cli[mode] = {"wall_s": wall, "problems_per_s": len(pairs) / wall, "peak_rss_mb": rss}
             print(f"inference.py --file ({len(pairs):,} problems, --decode {mode}): {wall:.1f}s, "
                   f"{len(pairs) / wall:.0f} problems/s end to end, peak RSS {rss:.0f} MB")
-    save(args.name, config=model_config(args.model), result={"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "modes": rows,
+    save(args.name, config=model_config(args.model), result={"model": args.model, "digits": args.digits, "problems": len(pairs), "batch_size": args.batch_size, "slices": slices, "modes": rows,
                           "ops_per_pass_batch_1": ops,
                           "batch_sweep": sweep, "cli": cli})
 
