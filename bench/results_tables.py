@@ -204,14 +204,24 @@ def kind_of(name: str, d: dict) -> str | None:
     return next((kind for kind, prefixes in KINDS if stem.startswith(prefixes)), None)
 
 
+def trained_seed(d: dict):
+    """The training seed of the model folder a results file measured, where its training config was saved."""
+    return (((d.get("config") or {}).get("train") or {}).get("training") or {}).get("seed")
+
+
+def one_model(d: dict) -> str:
+    """The seeds column of a measurement of one model folder."""
+    seed = trained_seed(d)
+    return "1" if seed is None else f"1 (seed {seed})"
+
+
 # ---------------------------------------------------------------- tables by topic
 
 def t_certify_all(files, now):
     rows = []
     for name, d in files:
         c = d.get("certificate", {})
-        train = (d.get("config") or {}).get("train") or {}
-        seed = (train.get("training") or {}).get("seed")
+        train, seed = (d.get("config") or {}).get("train") or {}, trained_seed(d)
         how = "every problem" if c.get("exhaustive") else f"seeded uniform sample (seed {c.get('seed')})"
         rows.append([d.get("model"), f"{c.get('min_operand')}..{c.get('max_operand')}", f"{n(c.get('wrong'))} of {power(c.get('n'))}",
                      how, bound(c.get("upper_95")), seconds(c.get("seconds")), n(c.get("problems_per_s")),
@@ -562,7 +572,6 @@ def headline(files: dict, link) -> list[str]:
     mem = files.get("anylength.json")
     if mem and "memory_512" in mem:
         a, b, p = mem["memory_512"], mem["memory_4096"], mem.get("per_digit") or {}
-        seed = ((mem["config"].get("train") or {}).get("training") or {}).get("seed")
         rows.append(["Any-length model at long lengths: right answers, peak memory (RSS of the whole process) and time "
                      "per answer digit",
                      f"{a['right']:,} of {a['problems']:,} at {a['digits']:,}+{a['digits']:,} digits, {n(a['peak_rss_mb'])} MB; "
@@ -570,8 +579,7 @@ def headline(files: dict, link) -> list[str]:
                      + (f"; per digit at 4,096 digits {p['ratio_4096_to_64']:.2f}x that at 64 ({p['rows']} rows a batch)"
                         if p else ""),
                      f"random operands of exactly that length, decoded ({a['mode']})",
-                     "1" if seed is None else f"1 (seed {seed})",
-                     machine(mem["machine"]),
+                     one_model(mem), machine(mem["machine"]),
                      f"`{mem['command']}`", link("anylength.json", mem)])
     for f, d in sorted(files.items()):
         sweep = d.get("batch_sweep") or {}
@@ -588,12 +596,13 @@ def headline(files: dict, link) -> list[str]:
                      f"random problems: the same answers on {n(d['problems'])}, wall time on "
                      + ", ".join(f"{n(r['problems'])} at batch {b}" for b, r in sweep.items())
                      + ", both modes side by side in one run"
-                     + (", taking turns on slices of them" if any(r.get("slices", 1) > 1 for r in sweep.values()) else ""), "1",
+                     + (", taking turns on slices of them" if any(r.get("slices", 1) > 1 for r in sweep.values()) else ""),
+                     one_model(d),
                      machine(d["machine"]), f"`{d['command']}`", link(f, d)])
     for f, d in files.items():
         if f.startswith("certify-all") and d.get("certificate", {}).get("exhaustive"):
             c = d["certificate"]
-            rows.append([f"Default model (seed {d['config']['train']['training']['seed']}, trained on a CPU), every problem of "
+            rows.append([f"Default model (seed {trained_seed(d)}, trained on a CPU), every problem of "
                          f"{c['min_operand']}..{c['max_operand']} + {c['min_operand']}..{c['max_operand']}",
                          f"{c['wrong']:,} wrong of {power(c['n'])} (at most {bound(c['upper_95'])} at 95%)", "exhaustive",
                          "1", machine(d["machine"]), f"`python3 bench/certify_all.py --model model --name {f[:-5]}`", link(f, d)])
